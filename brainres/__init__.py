@@ -1,0 +1,12 @@
+"""brainres: compare resource-constrained neural networks with human behaviour and brains."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("brainres")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+from brainres.data import read_netcdf, validate, write_netcdf  # noqa: E402
+
+__all__ = ["__version__", "read_netcdf", "validate", "write_netcdf"]

@@ -1,0 +1,66 @@
+"""Exceptions raised by brainres.
+
+Every error about data names the file, column or stimulus it is about, so a
+scientist can find the problem without a debugger.
+"""
+
+from __future__ import annotations
+
+
+class BrainresError(Exception):
+    """Base class of every error brainres raises on purpose."""
+
+
+class DataFileError(BrainresError):
+    """A file is missing, unreadable, truncated or has the wrong content."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class ChecksumError(DataFileError):
+    """A file's SHA-256 differs from the registered one."""
+
+    def __init__(self, path, expected: str, actual: str):
+        self.expected = expected
+        self.actual = actual
+        super().__init__(path, f"SHA-256 mismatch: expected {expected}, got {actual}")
+
+
+class SchemaError(BrainresError, ValueError):
+    """A dataset violates the brainres data model; lists every violation."""
+
+    def __init__(self, kind: str, violations: list[str], source: str | None = None):
+        self.kind = kind
+        self.violations = list(violations)
+        where = f" ({source})" if source else ""
+        lines = "\n".join(f"  - {v}" for v in self.violations)
+        super().__init__(f"not a valid '{kind}' dataset{where}:\n{lines}")
+
+
+class UnknownDatasetError(BrainresError, KeyError):
+    """A dataset id that is not registered."""
+
+    def __str__(self):  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class StimulusMismatchError(BrainresError, ValueError):
+    """Two datasets that must cover the same stimuli do not."""
+
+    def __init__(self, missing_left: list[str], missing_right: list[str], left: str, right: str):
+        self.missing_left = list(missing_left)
+        self.missing_right = list(missing_right)
+        parts = []
+        if missing_left:
+            parts.append(f"{len(missing_left)} stimuli in {right} but not in {left}: {_preview(missing_left)}")
+        if missing_right:
+            parts.append(f"{len(missing_right)} stimuli in {left} but not in {right}: {_preview(missing_right)}")
+        super().__init__("stimulus sets differ; " + "; ".join(parts))
+
+
+def _preview(items: list[str], n: int = 20) -> str:
+    shown = ", ".join(map(str, items[:n]))
+    return shown + (f", ... ({len(items) - n} more)" if len(items) > n else "")
