@@ -1,0 +1,130 @@
+"""Low-level readers for the file formats datasets come in.
+
+Each reader turns any failure into a :class:`~brainres.errors.DataFileError`
+naming the file, so a corrupted or truncated download is reported as such
+rather than as a stack trace from deep inside a parser.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from brainres.errors import DataFileError
+
+
+def read_table(path, sep: str | None = None, **kwargs) -> pd.DataFrame:
+    """Read a CSV/TSV file as strings (types are the caller's business).
+
+    ``sep=None`` picks tab for ``.tsv``/``.tab`` files and comma otherwise.
+    Rows with more fields than the header are an error, not silently merged.
+    """
+    path = Path(path)
+    if sep is None:
+        sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    try:
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, on_bad_lines="error", **kwargs)
+    except FileNotFoundError:
+        raise DataFileError(path, "no such file") from None
+    except pd.errors.EmptyDataError:
+        raise DataFileError(path, "the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise DataFileError(path, f"cannot be parsed as a table ({err})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
+def read_zipped_table(path, member_suffix: str = ".csv") -> pd.DataFrame:
+    """Read the single CSV inside a zip archive."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.namelist() if m.endswith(member_suffix) and not m.startswith("__MACOSX")]
+            if len(members) != 1:
+                raise DataFileError(path, f"expected one {member_suffix} file inside, found {members}")
+            with archive.open(members[0]) as handle:
+                return pd.read_csv(handle, dtype=str, keep_default_na=False, on_bad_lines="error")
+    except zipfile.BadZipFile as err:
+        raise DataFileError(path, f"not a valid zip archive ({err})") from None
+    except FileNotFoundError:
+        raise DataFileError(path, "no such file") from None
+    except pd.errors.ParserError as err:
+        raise DataFileError(path, f"cannot be parsed as a table ({err})") from None
+
+
+def read_image(path, mode: str = "RGB") -> np.ndarray:
+    """An image as a ``(y, x, channel)`` uint8 array."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()  # force decoding now: truncation shows up here
+            array = np.asarray(image.convert(mode), dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataFileError(path, "no such image file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DataFileError(path, f"corrupted or truncated image ({err})") from None
+    return array[..., None] if array.ndim == 2 else array
+
+
+def read_images(paths, mode: str = "RGB") -> np.ndarray:
+    """Stack images of equal size into ``(n, y, x, channel)`` uint8."""
+    arrays = [read_image(p, mode) for p in paths]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        sizes = {}
+        for p, a in zip(paths, arrays):
+            sizes.setdefault(a.shape, p)
+        raise DataFileError(paths[0], f"images differ in size: {sizes}")
+    return np.stack(arrays) if arrays else np.zeros((0, 0, 0, 3), np.uint8)
+
+
+def read_mat(path) -> dict:
+    """A MATLAB v5 file as a dict of numpy arrays / structs (squeezed)."""
+    from scipy.io import loadmat
+
+    path = Path(path)
+    try:
+        return loadmat(path, squeeze_me=True, struct_as_record=False)
+    except FileNotFoundError:
+        raise DataFileError(path, "no such file") from None
+    except (ValueError, TypeError, OSError) as err:
+        raise DataFileError(path, f"not a readable MATLAB file ({err})") from None
+
+
+def read_idx(path) -> np.ndarray:
+    """An IDX file (MNIST format), optionally gzip-compressed."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise DataFileError(path, "no such file") from None
+    except (OSError, EOFError) as err:
+        raise DataFileError(path, f"corrupted or truncated gzip stream ({err})") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DataFileError(path, "not an unsigned-byte IDX file (bad magic number)")
+    n_dims = data[3]
+    header_end = 4 + 4 * n_dims
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(n_dims))
+    expected = int(np.prod(shape))
+    if len(data) - header_end != expected:
+        raise DataFileError(path, f"truncated: header announces {expected} bytes of data, found {len(data) - header_end}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header_end).reshape(shape)
+
+
+def read_npy(path) -> np.ndarray:
+    """A ``.npy`` array (no pickles)."""
+    path = Path(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataFileError(path, "no such file") from None
+    except (ValueError, OSError, EOFError) as err:
+        raise DataFileError(path, f"not a readable .npy array ({err})") from None

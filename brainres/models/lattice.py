@@ -1,0 +1,531 @@
+"""The breadth-depth-time lattice: a recurrent conv net that pays for what it uses.
+
+Every layer holds a hidden state that is updated at every time step from the
+layer below (bottom-up), from itself (lateral) and optionally from the layer
+above (top-down). A readout at every step gives class logits, and a halting
+head gives the probability of stopping at that step (PonderNet, Banino et al.
+2021). Three differentiable costs pull the network towards using less:
+
+- breadth: a rank-weighted L1 cost on per-channel gates; channels whose gate
+  reaches ~0 are dead, and the active width can be read off the gates;
+- depth: a gate per layer on a residual path; a closed layer is the identity,
+  and the sum of the layer gates is the effective depth;
+- time: the expected number of steps under the halting distribution.
+
+The model takes tensors and returns tensors; it knows nothing of files,
+datasets or statistics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from brainres.errors import BrainresError
+
+
+class LatticeConfigError(BrainresError, ValueError):
+    """A lattice or training configuration value is out of range."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LatticeConfig:
+    """Bounds and pressures of a lattice model.
+
+    Parameters
+    ----------
+    in_channels : int
+        Image channels (1 for grey digits, 3 for colour).
+    n_classes : int
+        Number of output classes.
+    max_channels : int
+        Width bound: channels per layer before any die.
+    max_layers : int
+        Depth bound: number of gated recurrent layers.
+    max_steps : int
+        Time bound: number of recurrent steps.
+    kernel_size : int
+        Side of the square convolution kernels (odd).
+    top_down : bool
+        Add top-down convolutions from the layer above's previous state.
+    lambda_breadth, lambda_depth, lambda_time : float
+        Weights of the breadth, depth and time costs in the loss.
+    halting_prior : float
+        Per-step halting probability of the geometric prior (PonderNet's lambda_p).
+    beta_kl : float
+        Weight of KL(halting distribution || geometric prior).
+    gate_threshold : float
+        A channel whose gate magnitude is below this is counted as dead.
+    depth_threshold : float
+        A layer whose depth gate is below this is counted as closed.
+    """
+
+    in_channels: int = 1
+    n_classes: int = 10
+    max_channels: int = 16
+    max_layers: int = 3
+    max_steps: int = 6
+    kernel_size: int = 3
+    top_down: bool = False
+    lambda_breadth: float = 0.0
+    lambda_depth: float = 0.0
+    lambda_time: float = 0.0
+    halting_prior: float = 0.2
+    beta_kl: float = 0.01
+    gate_threshold: float = 0.05
+    depth_threshold: float = 0.5
+
+    def __post_init__(self):
+        positive = ("in_channels", "n_classes", "max_channels", "max_layers", "max_steps", "kernel_size")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise LatticeConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.n_classes < 2:
+            raise LatticeConfigError(f"n_classes must be at least 2, got {self.n_classes}")
+        if self.kernel_size % 2 == 0:
+            raise LatticeConfigError(f"kernel_size must be odd, got {self.kernel_size}")
+        for name in ("lambda_breadth", "lambda_depth", "lambda_time", "beta_kl", "gate_threshold"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise LatticeConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        for name in ("halting_prior", "depth_threshold"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise LatticeConfigError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+
+    def to_dict(self) -> dict:
+        """Plain-dict form (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "LatticeConfig":
+        """Build a config from :meth:`to_dict` output; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise LatticeConfigError(f"unknown lattice config keys: {', '.join(unknown)}")
+        return cls(**values)
+
+    @property
+    def pressures(self) -> dict:
+        """The three resource pressures as a mapping (as exports record them)."""
+        return {
+            "lambda_breadth": self.lambda_breadth,
+            "lambda_depth": self.lambda_depth,
+            "lambda_time": self.lambda_time,
+        }
+
+    def config_hash(self) -> str:
+        """SHA-256 of the canonical JSON of :meth:`to_dict` (stable across runs)."""
+        return canonical_hash(self.to_dict())
+
+
+def canonical_hash(values: dict) -> str:
+    """SHA-256 hex digest of ``values`` as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def halting_distribution(halting_lambda: torch.Tensor) -> torch.Tensor:
+    """Turn per-step conditional halting probabilities into a distribution over steps.
+
+    ``p_n = lambda_n * prod_{j<n} (1 - lambda_j)``; the last step takes the
+    remainder so every row sums to one.
+
+    Parameters
+    ----------
+    halting_lambda : torch.Tensor, shape (batch, step)
+        Probability of halting at step n given that no earlier step halted.
+
+    Returns
+    -------
+    torch.Tensor, shape (batch, step)
+    """
+    not_halted = torch.cumprod(1 - halting_lambda, dim=1)
+    # Probability of still running when step n starts: 1, (1-l1), (1-l1)(1-l2), ...
+    running = torch.cat([torch.ones_like(not_halted[:, :1]), not_halted[:, :-1]], dim=1)
+    probability = running * halting_lambda
+    return torch.cat([probability[:, :-1], running[:, -1:]], dim=1)
+
+
+def geometric_prior(n_steps: int, halting_prior: float) -> torch.Tensor:
+    """Truncated geometric distribution over steps 1..n_steps (normalised)."""
+    steps = torch.arange(n_steps, dtype=torch.float32)
+    prior = halting_prior * (1 - halting_prior) ** steps
+    return prior / prior.sum()
+
+
+class _LatticeLayer(nn.Module):
+    """One recurrent layer: bottom-up + lateral (+ top-down) conv, norm, channel gates."""
+
+    def __init__(self, channels: int, kernel_size: int, top_down: bool):
+        super().__init__()
+        padding = kernel_size // 2
+        self.bottom_up = nn.Conv2d(channels, channels, kernel_size, padding=padding)
+        self.lateral = nn.Conv2d(channels, channels, kernel_size, padding=padding, bias=False)
+        self.top_down = (
+            nn.Conv2d(channels, channels, kernel_size, padding=padding, bias=False) if top_down else None
+        )
+        # Normalisation without its own scale: the channel gates are the scale,
+        # so a gate at zero really silences its channel.
+        self.norm = nn.GroupNorm(1, channels, affine=False)
+        self.channel_gate = nn.Parameter(torch.ones(channels))
+        self.depth_logit = nn.Parameter(torch.tensor(2.0))
+
+    def forward(self, below, previous, above):
+        drive = self.bottom_up(below) + self.lateral(previous)
+        if self.top_down is not None and above is not None:
+            drive = drive + self.top_down(above)
+        update = F.relu(self.norm(drive)) * self.channel_gate.view(1, -1, 1, 1)
+        # Residual path: with the depth gate closed the layer passes its input on unchanged.
+        return below + torch.sigmoid(self.depth_logit) * update
+
+
+class LatticeNet(nn.Module):
+    """Breadth-depth-time lattice with a readout and a halting head at every step.
+
+    Parameters
+    ----------
+    config : LatticeConfig
+        Bounds and pressures.
+    seed : int, optional
+        When given, parameters are initialised from this seed (without touching
+        the global random state).
+
+    Notes
+    -----
+    The input is presented at every step. The stem (one conv + ReLU) maps the
+    image to ``max_channels`` feature maps once; it is a fixed cost and not
+    gated. All layers keep the input's spatial size; the readout global-average
+    pools the top layer's state.
+    """
+
+    def __init__(self, config: LatticeConfig, seed: int | None = None):
+        super().__init__()
+        if not isinstance(config, LatticeConfig):
+            raise LatticeConfigError(f"config must be a LatticeConfig, got {type(config).__name__}")
+        self.config = config
+        channels = config.max_channels
+        with _seeded(seed):
+            self.stem = nn.Conv2d(config.in_channels, channels, config.kernel_size, padding=config.kernel_size // 2)
+            self.layers = nn.ModuleList(
+                _LatticeLayer(channels, config.kernel_size, config.top_down) for _ in range(config.max_layers)
+            )
+            self.readout = nn.Linear(channels, config.n_classes)
+            # The halting head sees the pooled state and the readout's confidence,
+            # so halting can follow how sure the network is about this stimulus.
+            self.halting_head = nn.Linear(channels + 2, 1)
+            nn.init.constant_(self.halting_head.bias, -1.0)
+        # Later channels pay more, so channels die from the top and the active
+        # width is (nearly) a prefix that can be read off by counting.
+        self.register_buffer("channel_rank_weight", 2 * torch.arange(1, channels + 1) / (channels + 1))
+
+    # ------------------------------------------------------------------ steps
+    def _check_images(self, images):
+        if not isinstance(images, torch.Tensor):
+            raise LatticeConfigError(f"images must be a torch.Tensor, got {type(images).__name__}")
+        if images.ndim != 4 or images.shape[1] != self.config.in_channels:
+            raise LatticeConfigError(
+                f"images must have shape (batch, {self.config.in_channels}, height, width), "
+                f"got {tuple(images.shape)}"
+            )
+        if not torch.is_floating_point(images):
+            raise LatticeConfigError(f"images must be floating point in [0, 1], got dtype {images.dtype}")
+
+    def _initial_states(self, encoded):
+        return [torch.zeros_like(encoded) for _ in self.layers]
+
+    def _step(self, encoded, states):
+        """One time step for every layer; returns new states, logits, halting lambda."""
+        new_states = []
+        below = encoded
+        for index, layer in enumerate(self.layers):
+            above = states[index + 1] if index + 1 < len(states) else None
+            state = layer(below, states[index], above)
+            new_states.append(state)
+            below = state
+        pooled = new_states[-1].mean(dim=(2, 3))
+        logits = self.readout(pooled)
+        log_probability = F.log_softmax(logits, dim=1)
+        entropy = -(log_probability.exp() * log_probability).sum(dim=1) / math.log(self.config.n_classes)
+        confidence = log_probability.max(dim=1).values.exp()
+        features = torch.cat([pooled, entropy[:, None], confidence[:, None]], dim=1)
+        halting_lambda = torch.sigmoid(self.halting_head(features)).squeeze(1)
+        return new_states, logits, halting_lambda
+
+    def forward(self, images: torch.Tensor, return_latents: bool = False) -> dict:
+        """Run all ``max_steps`` steps.
+
+        Parameters
+        ----------
+        images : torch.Tensor, shape (batch, in_channels, height, width)
+            Float images in [0, 1].
+        return_latents : bool
+            Also return pooled states per layer per step.
+
+        Returns
+        -------
+        dict
+            ``logits`` (batch, step, class), ``halting_lambda`` (batch, step),
+            ``halting_probability`` (batch, step), ``expected_steps`` (batch,),
+            and with ``return_latents`` ``latents``: list per layer of
+            (batch, step, channels).
+        """
+        self._check_images(images)
+        encoded = F.relu(self.stem(images))
+        states = self._initial_states(encoded)
+        step_logits, step_lambdas, latents = [], [], []
+        for _ in range(self.config.max_steps):
+            states, logits, halting_lambda = self._step(encoded, states)
+            step_logits.append(logits)
+            step_lambdas.append(halting_lambda)
+            if return_latents:
+                latents.append([state.mean(dim=(2, 3)) for state in states])
+        halting_lambda = torch.stack(step_lambdas, dim=1)
+        probability = halting_distribution(halting_lambda)
+        steps = torch.arange(1, self.config.max_steps + 1, dtype=probability.dtype)
+        out = {
+            "logits": torch.stack(step_logits, dim=1),
+            "halting_lambda": halting_lambda,
+            "halting_probability": probability,
+            "expected_steps": (probability * steps).sum(dim=1),
+        }
+        if return_latents:
+            out["latents"] = [
+                torch.stack([per_step[layer] for per_step in latents], dim=1) for layer in range(len(self.layers))
+            ]
+        return out
+
+    # ------------------------------------------------------------------ costs
+    def depth_gates(self) -> torch.Tensor:
+        """Openness of each layer's residual branch, in (0, 1); shape (layer,)."""
+        return torch.sigmoid(torch.stack([layer.depth_logit for layer in self.layers]))
+
+    def channel_gates(self) -> torch.Tensor:
+        """Channel gates per layer; shape (layer, channel)."""
+        return torch.stack([layer.channel_gate for layer in self.layers])
+
+    def breadth_cost(self) -> torch.Tensor:
+        """Rank-weighted L1 of the channel gates, averaged over layers and channels."""
+        return (self.channel_gates().abs() * self.channel_rank_weight).mean()
+
+    def depth_cost(self) -> torch.Tensor:
+        """Expected number of open layers (sum of depth gates)."""
+        return self.depth_gates().sum()
+
+    def loss(self, output: dict, labels: torch.Tensor) -> dict:
+        """PonderNet loss plus the three resource costs.
+
+        Parameters
+        ----------
+        output : dict
+            Result of :meth:`forward`.
+        labels : torch.Tensor, shape (batch,)
+            Integer class labels.
+
+        Returns
+        -------
+        dict of scalar tensors
+            ``total``, ``task`` (halting-weighted cross-entropy), ``kl``,
+            ``time`` (mean expected steps), ``breadth``, ``depth``.
+        """
+        logits, probability = output["logits"], output["halting_probability"]
+        batch, n_steps, n_classes = logits.shape
+        per_step_ce = F.cross_entropy(
+            logits.reshape(batch * n_steps, n_classes), labels.repeat_interleave(n_steps), reduction="none"
+        ).view(batch, n_steps)
+        task = (probability * per_step_ce).sum(dim=1).mean()
+        prior = geometric_prior(n_steps, self.config.halting_prior).to(probability)
+        kl = (probability * (torch.log(probability + 1e-12) - torch.log(prior))).sum(dim=1).mean()
+        time = output["expected_steps"].mean()
+        breadth = self.breadth_cost()
+        depth = self.depth_cost()
+        c = self.config
+        total = task + c.beta_kl * kl + c.lambda_time * time + c.lambda_breadth * breadth + c.lambda_depth * depth
+        return {"total": total, "task": task, "kl": kl, "time": time, "breadth": breadth, "depth": depth}
+
+    # -------------------------------------------------------------- read-offs
+    @torch.no_grad()
+    def resource_summary(self) -> dict:
+        """Per-model scalars read off the gates.
+
+        Returns
+        -------
+        dict
+            ``active_channels`` (list per layer: channels with |gate| above
+            ``gate_threshold``), ``depth_gates`` (list per layer),
+            ``effective_depth`` (sum of depth gates), ``open_layers`` (layers
+            with gate above ``depth_threshold``), ``active_breadth`` (mean
+            active channels over open layers, 0 when none is open),
+            ``breadth_cost``, ``depth_cost``.
+        """
+        gates = self.channel_gates().abs()
+        active = (gates > self.config.gate_threshold).sum(dim=1)
+        depth = self.depth_gates()
+        is_open = depth > self.config.depth_threshold
+        active_breadth = float(active[is_open].float().mean()) if bool(is_open.any()) else 0.0
+        return {
+            "active_channels": [int(a) for a in active],
+            "depth_gates": [float(d) for d in depth],
+            "effective_depth": float(depth.sum()),
+            "open_layers": int(is_open.sum()),
+            "active_breadth": active_breadth,
+            "breadth_cost": float(self.breadth_cost()),
+            "depth_cost": float(self.depth_cost()),
+        }
+
+    @torch.no_grad()
+    def measure(self, images: torch.Tensor) -> dict:
+        """Everything an export needs for a batch of images.
+
+        Returns
+        -------
+        dict
+            ``logits`` (batch, step, class), ``halting_probability`` (batch, step),
+            ``expected_steps`` (batch,), ``latents``: dict ``layer_<i>`` ->
+            (batch, step, channels) pooled states, ``model``: the scalars of
+            :meth:`resource_summary` plus ``time_cost`` (mean expected steps of
+            this batch) and ``pressures``.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            out = self.forward(images, return_latents=True)
+        finally:
+            self.train(was_training)
+        summary = self.resource_summary()
+        summary["time_cost"] = float(out["expected_steps"].mean())
+        summary["pressures"] = self.config.pressures
+        return {
+            "logits": out["logits"],
+            "halting_probability": out["halting_probability"],
+            "expected_steps": out["expected_steps"],
+            "latents": {f"layer_{i}": latent for i, latent in enumerate(out["latents"])},
+            "model": summary,
+        }
+
+    # Readout protocol (brainres.models.readouts.StepwiseModel)
+    @torch.no_grad()
+    def step_outputs(self, images: torch.Tensor) -> dict:
+        """Per-step logits and halting probabilities (the readout adapter protocol)."""
+        out = self.forward(images)
+        return {"logits": out["logits"], "halting_probability": out["halting_probability"]}
+
+    @torch.no_grad()
+    def early_exit(self, images: torch.Tensor, halting_mass: float = 0.5) -> dict:
+        """Run each stimulus only until its halting step, then stop computing it.
+
+        A stimulus halts at the first step where its cumulative halting
+        probability reaches ``halting_mass`` (0.5 gives the median halting step);
+        later steps are not computed for it.
+
+        Returns
+        -------
+        dict
+            ``logits`` (batch, class) at the halting step and ``halting_step``
+            (batch,) as integers 1..max_steps.
+        """
+        self._check_images(images)
+        if not 0 < halting_mass <= 1:
+            raise LatticeConfigError(f"halting_mass must lie in (0, 1], got {halting_mass}")
+        batch = images.shape[0]
+        encoded = F.relu(self.stem(images))
+        states = self._initial_states(encoded)
+        running = torch.arange(batch)
+        still_running_probability = torch.ones(batch)
+        halted_mass = torch.zeros(batch)
+        final_logits = torch.zeros(batch, self.config.n_classes)
+        halting_step = torch.full((batch,), self.config.max_steps, dtype=torch.long)
+        for step in range(1, self.config.max_steps + 1):
+            states, logits, halting_lambda = self._step(encoded, states)
+            if step == self.config.max_steps:
+                final_logits[running] = logits
+                break
+            halted_mass[running] += still_running_probability[running] * halting_lambda
+            still_running_probability[running] *= 1 - halting_lambda
+            done = halted_mass[running] >= halting_mass
+            if bool(done.any()):
+                stopped = running[done]
+                final_logits[stopped] = logits[done]
+                halting_step[stopped] = step
+                keep = ~done
+                running = running[keep]
+                encoded = encoded[keep]
+                states = [state[keep] for state in states]
+            if running.numel() == 0:
+                break
+        return {"logits": final_logits, "halting_step": halting_step}
+
+
+class FixedStepRecurrentNet(nn.Module):
+    """Plain recurrent conv net of the same size as a lattice, without gates or halting.
+
+    A baseline (and the benchmark peer): the same stem, bottom-up, lateral
+    (and top-down) convolutions and normalisation, run for ``max_steps`` steps,
+    with the readout on the last step only.
+    """
+
+    def __init__(self, config: LatticeConfig, seed: int | None = None):
+        super().__init__()
+        self.config = config
+        channels = config.max_channels
+        padding = config.kernel_size // 2
+        with _seeded(seed):
+            self.stem = nn.Conv2d(config.in_channels, channels, config.kernel_size, padding=padding)
+            self.bottom_up = nn.ModuleList(
+                nn.Conv2d(channels, channels, config.kernel_size, padding=padding) for _ in range(config.max_layers)
+            )
+            self.lateral = nn.ModuleList(
+                nn.Conv2d(channels, channels, config.kernel_size, padding=padding, bias=False)
+                for _ in range(config.max_layers)
+            )
+            self.top_down = (
+                nn.ModuleList(
+                    nn.Conv2d(channels, channels, config.kernel_size, padding=padding, bias=False)
+                    for _ in range(config.max_layers)
+                )
+                if config.top_down
+                else None
+            )
+            self.norms = nn.ModuleList(nn.GroupNorm(1, channels) for _ in range(config.max_layers))
+            self.readout = nn.Linear(channels, config.n_classes)
+
+    def forward(self, images: torch.Tensor) -> dict:
+        """Return ``logits`` of the last step, shape (batch, class)."""
+        encoded = F.relu(self.stem(images))
+        states = [torch.zeros_like(encoded) for _ in self.bottom_up]
+        for _ in range(self.config.max_steps):
+            below, new_states = encoded, []
+            for index in range(len(self.bottom_up)):
+                drive = self.bottom_up[index](below) + self.lateral[index](states[index])
+                if self.top_down is not None and index + 1 < len(states):
+                    drive = drive + self.top_down[index](states[index + 1])
+                state = below + F.relu(self.norms[index](drive))
+                new_states.append(state)
+                below = state
+            states = new_states
+        return {"logits": self.readout(states[-1].mean(dim=(2, 3)))}
+
+    def loss(self, output: dict, labels: torch.Tensor) -> dict:
+        """Cross-entropy of the last step's readout."""
+        task = F.cross_entropy(output["logits"], labels)
+        return {"total": task, "task": task}
+
+
+@contextlib.contextmanager
+def _seeded(seed):
+    """Run a block under ``torch.manual_seed(seed)`` without disturbing the global RNG."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
