@@ -53,6 +53,9 @@ class LatticeConfig:
         Time bound: number of recurrent steps.
     kernel_size : int
         Side of the square convolution kernels (odd).
+    readout_pool : int
+        The readout sees the top state average-pooled to a
+        ``readout_pool x readout_pool`` grid (1 = global average pooling).
     top_down : bool
         Add top-down convolutions from the layer above's previous state.
     lambda_breadth, lambda_depth, lambda_time : float
@@ -73,6 +76,7 @@ class LatticeConfig:
     max_layers: int = 3
     max_steps: int = 6
     kernel_size: int = 3
+    readout_pool: int = 2
     top_down: bool = False
     lambda_breadth: float = 0.0
     lambda_depth: float = 0.0
@@ -83,7 +87,7 @@ class LatticeConfig:
     depth_threshold: float = 0.5
 
     def __post_init__(self):
-        positive = ("in_channels", "n_classes", "max_channels", "max_layers", "max_steps", "kernel_size")
+        positive = ("in_channels", "n_classes", "max_channels", "max_layers", "max_steps", "kernel_size", "readout_pool")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -204,8 +208,8 @@ class LatticeNet(nn.Module):
     -----
     The input is presented at every step. The stem (one conv + ReLU) maps the
     image to ``max_channels`` feature maps once; it is a fixed cost and not
-    gated. All layers keep the input's spatial size; the readout global-average
-    pools the top layer's state.
+    gated. All layers keep the input's spatial size; the readout average-pools
+    the top layer's state to a small grid (``readout_pool``).
     """
 
     def __init__(self, config: LatticeConfig, seed: int | None = None):
@@ -219,10 +223,11 @@ class LatticeNet(nn.Module):
             self.layers = nn.ModuleList(
                 _LatticeLayer(channels, config.kernel_size, config.top_down) for _ in range(config.max_layers)
             )
-            self.readout = nn.Linear(channels, config.n_classes)
+            pooled_size = channels * config.readout_pool**2
+            self.readout = nn.Linear(pooled_size, config.n_classes)
             # The halting head sees the pooled state and the readout's confidence,
             # so halting can follow how sure the network is about this stimulus.
-            self.halting_head = nn.Linear(channels + 2, 1)
+            self.halting_head = nn.Linear(pooled_size + 2, 1)
             nn.init.constant_(self.halting_head.bias, -1.0)
         # Later channels pay more, so channels die from the top and the active
         # width is (nearly) a prefix that can be read off by counting.
@@ -252,7 +257,7 @@ class LatticeNet(nn.Module):
             state = layer(below, states[index], above)
             new_states.append(state)
             below = state
-        pooled = new_states[-1].mean(dim=(2, 3))
+        pooled = F.adaptive_avg_pool2d(new_states[-1], self.config.readout_pool).flatten(1)
         logits = self.readout(pooled)
         log_probability = F.log_softmax(logits, dim=1)
         entropy = -(log_probability.exp() * log_probability).sum(dim=1) / math.log(self.config.n_classes)
@@ -496,7 +501,7 @@ class FixedStepRecurrentNet(nn.Module):
                 else None
             )
             self.norms = nn.ModuleList(nn.GroupNorm(1, channels) for _ in range(config.max_layers))
-            self.readout = nn.Linear(channels, config.n_classes)
+            self.readout = nn.Linear(channels * config.readout_pool**2, config.n_classes)
 
     def forward(self, images: torch.Tensor) -> dict:
         """Return ``logits`` of the last step, shape (batch, class)."""
@@ -512,7 +517,8 @@ class FixedStepRecurrentNet(nn.Module):
                 new_states.append(state)
                 below = state
             states = new_states
-        return {"logits": self.readout(states[-1].mean(dim=(2, 3)))}
+        pooled = F.adaptive_avg_pool2d(states[-1], self.config.readout_pool).flatten(1)
+        return {"logits": self.readout(pooled)}
 
     def loss(self, output: dict, labels: torch.Tensor) -> dict:
         """Cross-entropy of the last step's readout."""
