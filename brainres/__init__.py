@@ -8,5 +8,10 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 from brainres.data import read_netcdf, validate, write_netcdf  # noqa: E402
+from brainres.data.registry import dataset_ids, load_dataset, load_stimuli  # noqa: E402
+from brainres.data.trials import read_trials  # noqa: E402
 
-__all__ = ["__version__", "read_netcdf", "validate", "write_netcdf"]
+__all__ = [
+    "__version__", "dataset_ids", "load_dataset", "load_stimuli", "read_netcdf", "read_trials",
+    "validate", "write_netcdf",
+]

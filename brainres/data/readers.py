@@ -7,6 +7,7 @@ rather than as a stack trace from deep inside a parser.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import zipfile
 from pathlib import Path
@@ -17,25 +18,35 @@ import pandas as pd
 from brainres.errors import DataFileError
 
 
-def read_table(path, sep: str | None = None, **kwargs) -> pd.DataFrame:
+def read_table(path, sep: str | None = None) -> pd.DataFrame:
     """Read a CSV/TSV file as strings (types are the caller's business).
 
-    ``sep=None`` picks tab for ``.tsv``/``.tab`` files and comma otherwise.
-    Rows with more fields than the header are an error, not silently merged.
+    ``sep=None`` picks tab for ``.tsv``/``.tab`` files and comma otherwise. A
+    row with more or fewer fields than the header (a truncated file, a stray
+    separator) is an error naming its line, never silently padded.
     """
     path = Path(path)
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     try:
-        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, on_bad_lines="error", **kwargs)
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle, delimiter=sep))
     except FileNotFoundError:
         raise DataFileError(path, "no such file") from None
-    except pd.errors.EmptyDataError:
-        raise DataFileError(path, "the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+    except (UnicodeDecodeError, csv.Error) as err:
         raise DataFileError(path, f"cannot be parsed as a table ({err})") from None
-    table.columns = [str(c).strip() for c in table.columns]
-    return table
+    rows = [row for row in rows if row]  # blank lines carry no trials
+    if not rows:
+        raise DataFileError(path, "the file is empty")
+    header = [name.strip() for name in rows[0]]
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise DataFileError(path, f"column name(s) appear twice in the header: {duplicates}")
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise DataFileError(path, f"line {line} has {len(row)} fields, the header has {len(header)} "
+                                      "(truncated file or stray separator?)")
+    return pd.DataFrame(rows[1:], columns=header, dtype=object)
 
 
 def read_zipped_table(path, member_suffix: str = ".csv") -> pd.DataFrame:
@@ -93,8 +104,9 @@ def read_mat(path) -> dict:
         return loadmat(path, squeeze_me=True, struct_as_record=False)
     except FileNotFoundError:
         raise DataFileError(path, "no such file") from None
-    except (ValueError, TypeError, OSError) as err:
-        raise DataFileError(path, f"not a readable MATLAB file ({err})") from None
+    except (ValueError, TypeError, OSError, IndexError, EOFError, KeyError) as err:
+        # scipy reports a short or damaged file through any of these
+        raise DataFileError(path, f"not a readable MATLAB file ({type(err).__name__}: {err})") from None
 
 
 def read_idx(path) -> np.ndarray:

@@ -167,7 +167,7 @@ def _check_human_trials(ds, problems):
         problems.append("attribute 'exclusions' must be a list of {rule, n_trials} records")
     if "trial" not in ds.dims:
         return
-    if _need_vars(ds, ["rt", "response", "correct"], problems, dims=("trial",)):
+    if _need_vars(ds, ["rt"], problems, dims=("trial",)):
         rt = np.asarray(ds["rt"].values)
         if rt.dtype.kind != "f":
             problems.append(f"variable 'rt' must be float seconds, has dtype {rt.dtype}")
@@ -179,8 +179,9 @@ def _check_human_trials(ds, problems):
                 problems.append(f"variable 'rt' has {negative.size} negative values (first at trial {negative[0]})")
             if ds["rt"].attrs.get("units") != "s":
                 problems.append("variable 'rt' must have attribute units='s'")
-        if not _is_string(ds["response"].values):
-            problems.append("variable 'response' must hold strings ('' for a missed response)")
+    if _need_vars(ds, ["response"], problems, dims=("trial",)) and not _is_string(ds["response"].values):
+        problems.append("variable 'response' must hold strings ('' for a missed response)")
+    if _need_vars(ds, ["correct"], problems, dims=("trial",)):
         _check_bool_like(ds, "correct", problems)
     for name in ("subject", "stimulus_id", "condition", "session"):
         _check_string_coord(ds, name, "trial", problems)
@@ -267,7 +268,7 @@ def _check_neural_rdms(ds, problems):
     if not _need_vars(ds, ["dissimilarity"], problems, dims=("rdm", "stimulus_id", "stimulus_id_2")):
         return
     d = np.asarray(ds["dissimilarity"].values, dtype=float)
-    for i, name in enumerate(np.asarray(ds["rdm"].values).astype(str)):
+    for i, name in enumerate(str(n) for n in np.asarray(ds["rdm"].values)):
         m = d[i]
         if not np.allclose(m, m.T, equal_nan=True, atol=1e-8):
             problems.append(f"rdm {name!r} is not symmetric")

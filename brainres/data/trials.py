@@ -235,3 +235,17 @@ def read_trials(
                "license": license, "citation": citation},
     )
     return validate(ds, "human_trials", source=str(path))
+
+
+def require_images(trials: xr.Dataset, stimuli: xr.Dataset) -> None:
+    """Raise :class:`StimulusMismatchError` naming every trial stimulus without an image."""
+    from brainres.errors import StimulusMismatchError
+
+    shown = set(np.asarray(trials["stimulus_id"].values).astype(str))
+    have = set(np.asarray(stimuli["stimulus_id"].values).astype(str))
+    missing = sorted(shown - have)
+    if missing:
+        raise StimulusMismatchError(
+            missing, [], left=f"stimuli of {stimuli.attrs.get('dataset_id', 'the stimulus set')}",
+            right=f"trials of {trials.attrs.get('dataset_id', 'the trial set')}",
+        )

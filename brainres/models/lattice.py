@@ -64,6 +64,11 @@ class LatticeConfig:
         Per-step halting probability of the geometric prior (PonderNet's lambda_p).
     beta_kl : float
         Weight of KL(halting distribution || geometric prior).
+    step_loss_weight : float
+        Weight of the unweighted mean cross-entropy over all steps, added to
+        the halting-weighted one. Without it the halting distribution can
+        collapse onto step 1 early in training, after which later steps never
+        learn (and so never become worth waiting for).
     gate_threshold : float
         A channel whose gate magnitude is below this is counted as dead.
     depth_threshold : float
@@ -83,6 +88,7 @@ class LatticeConfig:
     lambda_time: float = 0.0
     halting_prior: float = 0.2
     beta_kl: float = 0.01
+    step_loss_weight: float = 0.5
     gate_threshold: float = 0.05
     depth_threshold: float = 0.5
 
@@ -96,7 +102,7 @@ class LatticeConfig:
             raise LatticeConfigError(f"n_classes must be at least 2, got {self.n_classes}")
         if self.kernel_size % 2 == 0:
             raise LatticeConfigError(f"kernel_size must be odd, got {self.kernel_size}")
-        for name in ("lambda_breadth", "lambda_depth", "lambda_time", "beta_kl", "gate_threshold"):
+        for name in ("lambda_breadth", "lambda_depth", "lambda_time", "beta_kl", "step_loss_weight", "gate_threshold"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise LatticeConfigError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -339,7 +345,8 @@ class LatticeNet(nn.Module):
         Returns
         -------
         dict of scalar tensors
-            ``total``, ``task`` (halting-weighted cross-entropy), ``kl``,
+            ``total``, ``task`` (halting-weighted cross-entropy),
+            ``every_step`` (mean cross-entropy over steps), ``kl``,
             ``time`` (mean expected steps), ``breadth``, ``depth``.
         """
         logits, probability = output["logits"], output["halting_probability"]
@@ -348,14 +355,15 @@ class LatticeNet(nn.Module):
             logits.reshape(batch * n_steps, n_classes), labels.repeat_interleave(n_steps), reduction="none"
         ).view(batch, n_steps)
         task = (probability * per_step_ce).sum(dim=1).mean()
+        every_step = per_step_ce.mean()
         prior = geometric_prior(n_steps, self.config.halting_prior).to(probability)
         kl = (probability * (torch.log(probability + 1e-12) - torch.log(prior))).sum(dim=1).mean()
         time = output["expected_steps"].mean()
         breadth = self.breadth_cost()
         depth = self.depth_cost()
         c = self.config
-        total = task + c.beta_kl * kl + c.lambda_time * time + c.lambda_breadth * breadth + c.lambda_depth * depth
-        return {"total": total, "task": task, "kl": kl, "time": time, "breadth": breadth, "depth": depth}
+        total = task + c.step_loss_weight * every_step + c.beta_kl * kl + c.lambda_time * time + c.lambda_breadth * breadth + c.lambda_depth * depth
+        return {"total": total, "task": task, "every_step": every_step, "kl": kl, "time": time, "breadth": breadth, "depth": depth}
 
     # -------------------------------------------------------------- read-offs
     @torch.no_grad()

@@ -1,0 +1,594 @@
+"""Correlations between per-stimulus model measures and human measures.
+
+Plain correlations (:func:`correlate`, :func:`partial_correlation`) reproduce
+pingouin's estimates, p-values and Fisher-z intervals. :func:`correlate_over_seeds`
+aggregates over model seeds two ways. :func:`bootstrap_correlation` resamples
+seeds, stimuli and subjects (crossed) with the engine in
+:mod:`brainres.stats.resample`, and :func:`permutation_correlation` tests by
+permuting stimulus labels.
+
+The batched kernels (:func:`weighted_pearson`, :func:`weighted_spearman`,
+:func:`weighted_kendall`) take stimulus weights ``(batch, n)`` so that a
+bootstrap resample (weights = counts / n) is evaluated without copying data;
+ranks are average ranks over the resampled data, so the ties that resampling
+with replacement creates are handled as ``scipy.stats.rankdata`` would.
+
+Array axes: model measures are ``(n_seeds, n_stimuli)`` (or ``(n_stimuli,)``),
+human measures ``(n_subjects, n_stimuli)`` (or ``(n_stimuli,)``), NaN = missing
+in human data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+from scipy import stats as sps
+
+from brainres.errors import BrainresError, StimulusMismatchError
+from brainres.stats.resample import crossed_bootstrap, permutation_test
+from brainres.stats.result import StatResult
+
+METHODS = ("pearson", "spearman", "kendall")
+AGGREGATES = ("seed_mean", "mean_of_seeds")
+
+
+class CorrelationInputError(BrainresError, ValueError):
+    """Inputs to a correlation that do not fit together."""
+
+
+# --- batched weighted kernels -------------------------------------------------
+
+
+def weighted_pearson(x, y, weights) -> np.ndarray:
+    """Pearson correlation with unit weights, batched over the leading axis.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (batch, n) or (n,)
+    weights : array_like, shape (batch, n) or (n,)
+        Non-negative; a resample's ``counts / n`` reproduces the correlation of
+        the resampled data.
+
+    Returns
+    -------
+    numpy.ndarray, shape (batch,)
+    """
+    x, y, weights = np.broadcast_arrays(*(np.atleast_2d(np.asarray(a, dtype=float)) for a in (x, y, weights)))
+    total = weights.sum(axis=1, keepdims=True)
+    mean_x = (weights * x).sum(axis=1, keepdims=True) / total
+    mean_y = (weights * y).sum(axis=1, keepdims=True) / total
+    dx, dy = x - mean_x, y - mean_y
+    covariance = (weights * dx * dy).sum(axis=1)
+    variance_x = (weights * dx * dx).sum(axis=1)
+    variance_y = (weights * dy * dy).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = covariance / np.sqrt(variance_x * variance_y)
+    return np.clip(r, -1.0, 1.0)
+
+
+def weighted_ranks(values, weights, order=None) -> np.ndarray:
+    """Average ranks of ``values`` in the data where unit ``i`` appears ``weights[i]`` times.
+
+    Returns ranks in weight units (``sum of weights below + half the weight of
+    the tie group``), an affine map of scipy's average ranks of the expanded
+    data, which is all a rank correlation needs.
+
+    Parameters
+    ----------
+    values : array_like, shape (batch, n) or (n,)
+    weights : array_like, shape (batch, n) or (n,)
+    order : numpy.ndarray, optional
+        ``argsort(values)`` when already known; pass it for 1-d ``values``
+        that stay fixed across a batch so they are sorted once.
+
+    Returns
+    -------
+    numpy.ndarray, shape (batch, n)
+    """
+    values = np.asarray(values, dtype=float)
+    weights = np.atleast_2d(np.asarray(weights, dtype=float))
+    if values.ndim == 2 and values.shape[0] == 1:
+        values = values[0]
+    if values.ndim == 1:
+        # One set of values for the whole batch: sort once, permute columns.
+        order = np.argsort(values) if order is None else np.asarray(order).reshape(-1)
+        sorted_values = values[order][None, :]
+        sorted_weights = weights[:, order]
+        sorted_ranks = _sorted_ranks(sorted_values, sorted_weights)
+        ranks = np.empty_like(sorted_ranks)
+        ranks[:, order] = sorted_ranks
+        return ranks
+    # One set of values per resample: a row-wise sort (the costly part).
+    batch, n = values.shape
+    order = np.argsort(values, axis=1) if order is None else order
+    flat = (order + (np.arange(batch) * n)[:, None]).ravel()
+    sorted_values = np.take(values.ravel(), flat).reshape(batch, n)
+    sorted_weights = np.take(np.broadcast_to(weights, (batch, n)).ravel(), flat).reshape(batch, n)
+    sorted_ranks = _sorted_ranks(sorted_values, sorted_weights)
+    ranks = np.empty(batch * n)
+    ranks[flat] = sorted_ranks.ravel()
+    return ranks.reshape(batch, n)
+
+
+def _sorted_ranks(sorted_values, sorted_weights):
+    """Average weighted ranks of values already in ascending order (ties share a rank)."""
+    cumulative = np.cumsum(sorted_weights, axis=1)
+    tied = sorted_values[:, 1:] == sorted_values[:, :-1]
+    if not tied.any():
+        return cumulative - sorted_weights / 2
+    # Every member of a tie group gets the midpoint of the group's weight span.
+    rows = max(sorted_values.shape[0], sorted_weights.shape[0])
+    n = sorted_weights.shape[1]
+    positions = np.arange(n)
+    tied = np.broadcast_to(tied, (rows, n - 1))
+    is_last = np.concatenate([~tied, np.ones((rows, 1), bool)], axis=1)
+    is_first = np.concatenate([np.ones((rows, 1), bool), ~tied], axis=1)
+    group_last = np.minimum.accumulate(np.where(is_last, positions, n)[:, ::-1], axis=1)[:, ::-1]
+    group_first = np.maximum.accumulate(np.where(is_first, positions, 0), axis=1)
+    end = np.take_along_axis(cumulative, group_last, axis=1)
+    start = np.take_along_axis(cumulative - sorted_weights, group_first, axis=1)
+    return (start + end) / 2
+
+
+def weighted_spearman(x, y, weights, order_x=None, order_y=None) -> np.ndarray:
+    """Spearman correlation (Pearson of average ranks) with unit weights, batched."""
+    weights = np.atleast_2d(np.asarray(weights, dtype=float))
+    rank_x = weighted_ranks(x, weights, order_x)
+    rank_y = weighted_ranks(y, weights, order_y)
+    return weighted_pearson(rank_x, rank_y, weights)
+
+
+def weighted_kendall(x, y, weights, variant: str = "b") -> np.ndarray:
+    """Kendall's tau (``"b"`` or ``"a"``) with unit weights, batched.
+
+    Pairs are weighted by ``w_i * w_j``; duplicates of one unit are tied in
+    both variables, as in the expanded data. Memory grows as ``batch * n**2``.
+    """
+    x, y, weights = np.broadcast_arrays(*(np.atleast_2d(np.asarray(a, dtype=float)) for a in (x, y, weights)))
+    upper = np.triu(np.ones((x.shape[1], x.shape[1]), bool), 1)
+    sign_x = np.sign(x[:, :, None] - x[:, None, :])
+    sign_y = np.sign(y[:, :, None] - y[:, None, :])
+    pair_weight = weights[:, :, None] * weights[:, None, :] * upper
+    concordance = (pair_weight * sign_x * sign_y).sum(axis=(1, 2))
+    if variant == "a":
+        total = weights.sum(axis=1)
+        # Number of pairs of the expanded data, in weight units.
+        all_pairs = (total**2 - (weights**2).sum(axis=1)) / 2
+        return concordance / all_pairs
+    untied_x = (pair_weight * (sign_x != 0)).sum(axis=(1, 2))
+    untied_y = (pair_weight * (sign_y != 0)).sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return concordance / np.sqrt(untied_x * untied_y)
+
+
+def weighted_correlation(x, y, weights, method: str = "spearman") -> np.ndarray:
+    """Dispatch to the weighted kernel of ``method`` ("pearson", "spearman", "kendall")."""
+    _check_method(method)
+    if method == "pearson":
+        return weighted_pearson(x, y, weights)
+    if method == "spearman":
+        return weighted_spearman(x, y, weights)
+    return weighted_kendall(x, y, weights)
+
+
+# --- plain correlations ---------------------------------------------------------
+
+
+def correlate(x, y, *, method: str = "spearman", alternative: str = "two-sided", ci_level: float = 0.95) -> StatResult:
+    """Correlation of two per-stimulus vectors with p-value and Fisher-z interval.
+
+    Equals ``pingouin.corr(x, y, method=method)`` (``r``, ``p_val``, ``CI95``).
+
+    Parameters
+    ----------
+    x, y : array_like, shape (n_stimuli,)
+        Pairs with a NaN on either side are removed (as pingouin does) and the
+        count of removed pairs reported in ``extra["n_removed"]``.
+    method : {"spearman", "pearson", "kendall"}
+        Kendall is tau-b with scipy's p-value.
+    alternative : {"two-sided", "greater", "less"}
+    ci_level : float, default 0.95
+
+    Returns
+    -------
+    StatResult
+    """
+    _check_method(method)
+    x, y, n_removed = _paired(x, y)
+    if method == "pearson":
+        r, p = sps.pearsonr(x, y, alternative=alternative)
+    elif method == "spearman":
+        r, p = sps.spearmanr(x, y, alternative=alternative)
+    else:
+        r, p = sps.kendalltau(x, y, alternative=alternative)
+    r = float(np.clip(r, -1, 1))
+    if alternative != "two-sided" and method != "kendall":
+        p = _t_p_value(r, x.size, 0, alternative)
+    low, high = fisher_interval(r, x.size, ci_level=ci_level, alternative=alternative)
+    return StatResult(
+        statistic=method,
+        estimate=r,
+        ci_low=low,
+        ci_high=high,
+        ci_level=ci_level,
+        interval="fisher_z",
+        method=f"{method} correlation, {alternative} p-value",
+        p_value=float(p),
+        n=int(x.size),
+        extra={"n_removed": n_removed},
+    )
+
+
+def partial_correlation(
+    x, y, covariates, *, method: str = "pearson", alternative: str = "two-sided", ci_level: float = 0.95
+) -> StatResult:
+    """Partial correlation of ``x`` and ``y`` controlling for covariates.
+
+    Equals ``pingouin.partial_corr`` (same estimate, t-test p-value with
+    ``n - k - 2`` degrees of freedom and Fisher-z interval with ``n - k``).
+
+    Parameters
+    ----------
+    x, y : array_like, shape (n_stimuli,)
+    covariates : array_like, shape (n_stimuli,) or (n_stimuli, k)
+        E.g. per-stimulus accuracy. Rows with a NaN anywhere are removed.
+    method : {"pearson", "spearman"}
+        Spearman ranks all variables first.
+    """
+    if method not in ("pearson", "spearman"):
+        raise CorrelationInputError(f"partial correlation supports method 'pearson' or 'spearman', got {method!r}")
+    x = _vector(x, "x")
+    y = _vector(y, "y")
+    covariates = np.asarray(covariates, dtype=float)
+    covariates = covariates[:, None] if covariates.ndim == 1 else covariates
+    if covariates.ndim != 2 or covariates.shape[0] != x.size or y.size != x.size:
+        raise CorrelationInputError(
+            f"x ({x.size}), y ({y.size}) and covariates ({covariates.shape[0]} rows) must cover the same stimuli"
+        )
+    table = np.column_stack([x, y, covariates])
+    keep = ~np.isnan(table).any(axis=1)
+    table = table[keep]
+    n, k = table.shape[0], covariates.shape[1]
+    if n - k - 2 < 1:
+        raise CorrelationInputError(f"{n} complete stimuli are too few for a partial correlation with {k} covariate(s)")
+    if method == "spearman":
+        table = np.apply_along_axis(sps.rankdata, 0, table)
+    # Partial correlation from the inverse covariance (precision) matrix.
+    standardized = (table - table.mean(axis=0)) / table.std(axis=0, ddof=1)
+    precision = np.linalg.pinv(np.cov(standardized, rowvar=False), hermitian=True)
+    r = float(np.clip(-precision[0, 1] / math.sqrt(precision[0, 0] * precision[1, 1]), -1, 1))
+    p = _t_p_value(r, n, k, alternative)
+    low, high = fisher_interval(r, n - k, ci_level=ci_level, alternative=alternative)
+    return StatResult(
+        statistic=f"partial_{method}",
+        estimate=r,
+        ci_low=low,
+        ci_high=high,
+        ci_level=ci_level,
+        interval="fisher_z",
+        method=f"partial {method} correlation controlling for {k} covariate(s), {alternative} p-value",
+        p_value=p,
+        n=n,
+        extra={"n_covariates": k, "n_removed": int((~keep).sum())},
+    )
+
+
+def fisher_interval(r: float, n: int, *, ci_level: float = 0.95, alternative: str = "two-sided") -> tuple[float, float]:
+    """Fisher-z interval of a correlation (pingouin's ``compute_esci``)."""
+    if n <= 3 or abs(r) >= 1:
+        return (r, r) if abs(r) >= 1 else (math.nan, math.nan)
+    z, se = math.atanh(r), 1 / math.sqrt(n - 3)
+    if alternative == "two-sided":
+        critical = sps.norm.ppf(1 - (1 - ci_level) / 2)
+        return math.tanh(z - critical * se), math.tanh(z + critical * se)
+    critical = sps.norm.ppf(ci_level)
+    if alternative == "greater":
+        return math.tanh(z - critical * se), 1.0
+    return -1.0, math.tanh(z + critical * se)
+
+
+def correlate_over_seeds(model, human, *, method: str = "spearman") -> list[StatResult]:
+    """Model-human correlation aggregated over seeds, both ways.
+
+    Parameters
+    ----------
+    model : array_like, shape (n_seeds, n_stimuli)
+    human : array_like, shape (n_stimuli,) or (n_subjects, n_stimuli)
+        Per-subject rows are averaged over subjects (NaN-aware).
+    method : {"spearman", "pearson", "kendall"}
+
+    Returns
+    -------
+    list of StatResult
+        ``seed_mean``: correlation of the seed-averaged measure (with the
+        correlate() p-value); ``mean_of_seeds``: mean of per-seed correlations
+        with ``extra`` holding their SD and the number of seeds.
+    """
+    model, human = _model_human(model, human)
+    human_mean = np.nanmean(human, axis=0)
+    of_mean = correlate(model.mean(axis=0), human_mean, method=method)
+    per_seed = np.array([correlate(row, human_mean, method=method).estimate for row in model])
+    return [
+        of_mean.replace(statistic=f"{method}_seed_mean", method=f"{method} correlation of the seed-mean model measure",
+                        extra={**of_mean.extra, "n_seeds": model.shape[0]}),
+        StatResult(
+            statistic=f"{method}_mean_of_seeds",
+            estimate=float(per_seed.mean()),
+            method=f"mean over seeds of per-seed {method} correlations",
+            n=int(model.shape[1]),
+            extra={"n_seeds": model.shape[0], "seed_sd": float(per_seed.std(ddof=1)) if per_seed.size > 1 else math.nan},
+        ),
+    ]
+
+
+# --- resampling -----------------------------------------------------------------
+
+
+def correlation_statistic(model, human, *, method: str = "spearman", aggregate: str = "seed_mean"):
+    """The weighted statistic behind :func:`bootstrap_correlation`.
+
+    Returns ``(statistic, sizes)`` for :func:`~brainres.stats.resample.crossed_bootstrap`:
+    factors ``seed`` (rows of ``model``), ``stimulus`` and ``subject`` (rows of
+    ``human``). Model seeds are averaged with the seed weights ("seed_mean") or
+    per-seed correlations are averaged with them ("mean_of_seeds"); human rows
+    are averaged with the subject weights, ignoring NaNs.
+    """
+    _check_method(method)
+    if aggregate not in AGGREGATES:
+        raise CorrelationInputError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
+    model, human = _model_human(model, human)
+    n_seeds, n_stimuli = model.shape
+    n_subjects = human.shape[0]
+    observed = ~np.isnan(human)
+    human_filled = np.where(observed, human, 0.0)
+    human_fixed = np.nanmean(human, axis=0)
+    # Sorting once is enough when a side does not change across resamples.
+    human_order = np.argsort(human_fixed)
+    seed_orders = np.argsort(model, axis=1)
+    mean_order = np.argsort(model.mean(axis=0))
+
+    def human_side(subject_weights):
+        if n_subjects == 1 or np.ptp(subject_weights, axis=None) == 0:
+            return human_fixed[None, :], human_order
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = (subject_weights @ human_filled) / (subject_weights @ observed)
+        return values, None
+
+    def kernel(x, y, weights, order_x, order_y):
+        if method == "pearson":
+            return weighted_pearson(x, y, weights)
+        if method == "spearman":
+            return weighted_spearman(x, y, weights, order_x, order_y)
+        return weighted_kendall(x, y, weights)
+
+    def statistic(weights):
+        seed_w, stimulus_w, subject_w = weights["seed"], weights["stimulus"], weights["subject"]
+        human_values, human_sorted = human_side(subject_w)
+        # Stimuli whose resampled subjects all missed get no weight.
+        stimulus_w = np.where(np.isnan(human_values), 0.0, stimulus_w)
+        human_values = np.nan_to_num(human_values)
+        if aggregate == "seed_mean":
+            if n_seeds == 1 or np.ptp(seed_w) == 0:
+                model_values, model_sorted = model.mean(axis=0)[None, :], mean_order
+            else:
+                model_values, model_sorted = seed_w @ model, None
+            return kernel(model_values, human_values, stimulus_w, model_sorted, human_sorted)
+        per_seed = np.stack(
+            [kernel(model[s][None, :], human_values, stimulus_w, seed_orders[s], human_sorted) for s in range(n_seeds)],
+            axis=1,
+        )
+        return (seed_w * per_seed).sum(axis=1)
+
+    sizes = {"seed": n_seeds, "stimulus": n_stimuli, "subject": n_subjects}
+    return statistic, sizes
+
+
+def bootstrap_correlation(
+    model,
+    human,
+    *,
+    method: str = "spearman",
+    aggregate: str = "seed_mean",
+    resample=None,
+    n_resamples: int = 10_000,
+    seed=None,
+    ci_level: float = 0.95,
+    interval: str = "bca",
+    correction: str = "dual",
+    batch_size: int | None = None,
+    keep_distribution: bool = False,
+) -> StatResult:
+    """Bootstrap interval of a model-human correlation over seeds, stimuli and subjects.
+
+    One resample draws seeds ``s*``, stimuli ``i*`` and subjects ``j*`` with
+    replacement (independently: a crossed design) and computes
+    ``corr(mean over s* of model[s*, i*], mean over j* of human[j*, i*])``.
+
+    Parameters
+    ----------
+    model : array_like, shape (n_seeds, n_stimuli) or (n_stimuli,)
+    human : array_like, shape (n_subjects, n_stimuli) or (n_stimuli,)
+    method : {"spearman", "pearson", "kendall"}
+    aggregate : {"seed_mean", "mean_of_seeds"}
+    resample : sequence of str, optional
+        Factors to resample among "seed", "stimulus", "subject"; default every
+        factor with more than one unit.
+    n_resamples, seed, ci_level, interval, correction, batch_size, keep_distribution
+        See :func:`brainres.stats.resample.crossed_bootstrap`.
+
+    Returns
+    -------
+    StatResult
+    """
+    statistic, sizes = correlation_statistic(model, human, method=method, aggregate=aggregate)
+    if resample is None:
+        resample = [f for f in ("seed", "stimulus", "subject") if sizes[f] > 1]
+    fixed = {f: n for f, n in sizes.items() if n == 1}
+    active = {f: n for f, n in sizes.items() if n > 1}
+
+    def active_statistic(weights):
+        batch = next(iter(weights.values())).shape[0]
+        full = dict(weights)
+        for f in fixed:
+            full[f] = np.ones((batch, 1))
+        return statistic(full)
+
+    return crossed_bootstrap(
+        active_statistic,
+        active,
+        resample=resample,
+        n_resamples=n_resamples,
+        seed=seed,
+        ci_level=ci_level,
+        interval=interval,
+        correction=correction,
+        batch_size=batch_size,
+        keep_distribution=keep_distribution,
+        statistic_name=f"{method}_{aggregate}",
+        n=sizes["stimulus"],
+        extra={"n_seeds": sizes["seed"], "n_subjects": sizes["subject"]},
+    )
+
+
+def permutation_correlation(
+    model,
+    human,
+    *,
+    method: str = "spearman",
+    n_permutations: int = 10_000,
+    seed=None,
+    alternative: str = "two-sided",
+    batch_size: int | None = None,
+    keep_distribution: bool = False,
+) -> StatResult:
+    """Permutation test of the seed-mean model vs subject-mean human correlation.
+
+    The stimulus labels of the human side are permuted;
+    ``p = (1 + #{|r_perm| >= |r_obs|}) / (1 + n_permutations)``.
+    """
+    _check_method(method)
+    model, human = _model_human(model, human)
+    model_mean = model.mean(axis=0)
+    human_mean = np.nanmean(human, axis=0)
+    keep = ~np.isnan(human_mean)
+    model_mean, human_mean = model_mean[keep], human_mean[keep]
+    if method == "spearman":
+        model_mean, human_mean = sps.rankdata(model_mean), sps.rankdata(human_mean)
+        kernel = weighted_pearson  # ranks do not change under permutation
+    else:
+        kernel = weighted_pearson if method == "pearson" else weighted_kendall
+    uniform = np.ones(model_mean.size)
+
+    def statistic(permutations):
+        return kernel(model_mean[None, :], human_mean[permutations], uniform)
+
+    return permutation_test(
+        statistic,
+        model_mean.size,
+        n_permutations=n_permutations,
+        seed=seed,
+        alternative=alternative,
+        batch_size=batch_size,
+        keep_distribution=keep_distribution,
+        statistic_name=method,
+        extra={"n_removed": int((~keep).sum())},
+    )
+
+
+# --- xarray helpers -------------------------------------------------------------
+
+
+def align_stimuli(model: xr.DataArray, human: xr.DataArray, *, left: str = "model", right: str = "human"):
+    """Put ``human`` in ``model``'s ``stimulus_id`` order; both must hold the same stimuli.
+
+    Raises
+    ------
+    StimulusMismatchError
+        Listing the stimuli present on one side only.
+    """
+    for name, array in ((left, model), (right, human)):
+        if "stimulus_id" not in array.dims:
+            raise CorrelationInputError(f"{name} has dims {array.dims}; it needs a 'stimulus_id' dimension")
+        ids = np.asarray(array["stimulus_id"].values).astype(str)
+        if np.unique(ids).size != ids.size:
+            raise CorrelationInputError(f"{name} has duplicate stimulus_id values")
+    model_ids = np.asarray(model["stimulus_id"].values).astype(str)
+    human_ids = np.asarray(human["stimulus_id"].values).astype(str)
+    only_model = sorted(set(model_ids) - set(human_ids))
+    only_human = sorted(set(human_ids) - set(model_ids))
+    if only_model or only_human:
+        raise StimulusMismatchError(only_human, only_model, left, right)
+    human = human.assign_coords(stimulus_id=human_ids).sel(stimulus_id=model_ids)
+    return model, human
+
+
+def dataarray_inputs(model: xr.DataArray, human: xr.DataArray):
+    """Numpy inputs ``(model (seed, stimulus), human (subject, stimulus), stimulus_ids)`` from DataArrays.
+
+    ``model`` has dims ``stimulus_id`` and optionally ``seed``; ``human`` has
+    ``stimulus_id`` and optionally ``subject``. Stimuli are aligned by label.
+    """
+    model, human = align_stimuli(model, human)
+    for name, array, extra_dim in (("model", model, "seed"), ("human", human, "subject")):
+        unexpected = set(array.dims) - {"stimulus_id", extra_dim}
+        if unexpected:
+            raise CorrelationInputError(f"{name} has unexpected dims {sorted(unexpected)}; reduce them first")
+    model_values = model.transpose(*[d for d in ("seed", "stimulus_id") if d in model.dims]).values
+    human_values = human.transpose(*[d for d in ("subject", "stimulus_id") if d in human.dims]).values
+    return np.atleast_2d(model_values), np.atleast_2d(human_values), np.asarray(model["stimulus_id"].values).astype(str)
+
+
+# --- helpers --------------------------------------------------------------------
+
+
+def _check_method(method):
+    if method not in METHODS:
+        raise CorrelationInputError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def _vector(values, name):
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1:
+        raise CorrelationInputError(f"{name} must be one value per stimulus (1-d), has shape {values.shape}")
+    return values
+
+
+def _paired(x, y):
+    x, y = _vector(x, "x"), _vector(y, "y")
+    if x.size != y.size:
+        raise CorrelationInputError(f"x has {x.size} stimuli but y has {y.size}")
+    keep = ~(np.isnan(x) | np.isnan(y))
+    if keep.sum() < 3:
+        raise CorrelationInputError(f"only {int(keep.sum())} stimuli have both values; a correlation needs at least 3")
+    return x[keep], y[keep], int((~keep).sum())
+
+
+def _model_human(model, human):
+    model = np.atleast_2d(np.asarray(model, dtype=float))
+    human = np.atleast_2d(np.asarray(human, dtype=float))
+    if model.ndim != 2 or human.ndim != 2:
+        raise CorrelationInputError(
+            f"model must be (n_seeds, n_stimuli) and human (n_subjects, n_stimuli); got {model.shape} and {human.shape}"
+        )
+    if model.shape[1] != human.shape[1]:
+        raise CorrelationInputError(f"model has {model.shape[1]} stimuli but human has {human.shape[1]}")
+    if np.isnan(model).any():
+        bad = np.flatnonzero(np.isnan(model).any(axis=0))
+        raise CorrelationInputError(f"model has NaN for {bad.size} stimuli (first at stimulus index {bad[0]})")
+    if model.shape[1] < 3:
+        raise CorrelationInputError(f"{model.shape[1]} stimuli are too few for a correlation")
+    return model, human
+
+
+def _t_p_value(r, n, k, alternative):
+    dof = n - k - 2
+    if abs(r) >= 1:
+        return 0.0
+    t_value = r * math.sqrt(dof / (1 - r**2))
+    if alternative == "greater":
+        return float(sps.t.sf(t_value, dof))
+    if alternative == "less":
+        return float(sps.t.cdf(t_value, dof))
+    return float(2 * sps.t.sf(abs(t_value), dof))

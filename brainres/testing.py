@@ -1,0 +1,101 @@
+"""Small valid datasets of every kind of the data model.
+
+For tests (of brainres and of plug-ins) that break one thing at a time, and as
+executable examples of the schema in docs/data-model.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+PROVENANCE = {"dataset_id": "test", "source": "made in a test", "license": "CC0", "citation": "none"}
+
+
+def human_trials(n_subjects=3, n_stimuli=4, seed=0) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    subject = np.repeat([f"s{i}" for i in range(n_subjects)], n_stimuli)
+    stimulus = np.tile([f"img{i}" for i in range(n_stimuli)], n_subjects)
+    rt = rng.uniform(0.3, 1.2, subject.size)
+    rt[1] = np.nan
+    response = np.where(np.isnan(rt), "", "cat")
+    ds = xr.Dataset(
+        {"rt": ("trial", rt, {"units": "s"}), "response": ("trial", response),
+         "correct": ("trial", response == "cat")},
+        coords={"subject": ("trial", subject), "stimulus_id": ("trial", stimulus),
+                "condition": ("trial", np.full(subject.size, "a")), "session": ("trial", np.full(subject.size, "1")),
+                "trial_index": ("trial", np.tile(np.arange(n_stimuli), n_subjects))},
+        attrs=PROVENANCE | {"brainres_kind": "human_trials",
+                            "exclusions": [{"rule": "missed responses kept", "n_trials": 1}]},
+    )
+    return ds
+
+
+def stimuli(n=4, seed=0) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    return xr.Dataset(
+        {"image": (("stimulus_id", "y", "x", "channel"), rng.integers(0, 256, (n, 5, 6, 3), dtype=np.uint8)),
+         "category": ("stimulus_id", np.array(["cat", "dog"] * (n // 2)))},
+        coords={"stimulus_id": [f"img{i}" for i in range(n)]},
+        attrs=PROVENANCE | {"brainres_kind": "stimuli"},
+    )
+
+
+def neural_rdms(n_rdms=2, n=5, seed=0) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    mats = []
+    for _ in range(n_rdms):
+        m = rng.uniform(0, 2, (n, n))
+        m = (m + m.T) / 2
+        np.fill_diagonal(m, 0)
+        mats.append(m)
+    ids = [f"img{i}" for i in range(n)]
+    return xr.Dataset(
+        {"dissimilarity": (("rdm", "stimulus_id", "stimulus_id_2"), np.stack(mats))},
+        coords={"rdm": [f"r{i}" for i in range(n_rdms)], "stimulus_id": ids, "stimulus_id_2": ids,
+                "measure": ("rdm", ["1 - Pearson r"] * n_rdms), "subject": ("rdm", [f"s{i}" for i in range(n_rdms)]),
+                "session": ("rdm", ["1"] * n_rdms), "region": ("rdm", ["IT"] * n_rdms)},
+        attrs=PROVENANCE | {"brainres_kind": "neural_rdms"},
+    )
+
+
+def neural_responses(n_stimuli=4, n_neuroids=3, n_reps=2, seed=0) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    return xr.Dataset(
+        {"response": (("stimulus_id", "neuroid", "repetition"), rng.normal(size=(n_stimuli, n_neuroids, n_reps)))},
+        coords={"stimulus_id": [f"img{i}" for i in range(n_stimuli)],
+                "neuroid": [f"n{i}" for i in range(n_neuroids)], "repetition": np.arange(n_reps),
+                "region": ("neuroid", ["IT"] * n_neuroids)},
+        attrs=PROVENANCE | {"brainres_kind": "neural_responses"},
+    )
+
+
+def model_measures(n_seeds=2, n_stimuli=4, n_steps=3, seed=0) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(n_steps), size=(n_seeds, n_stimuli, 2))
+    return xr.Dataset(
+        {"halting_probability": (("seed", "stimulus_id", "occlusion", "step"), p),
+         "expected_halting_step": (("seed", "stimulus_id", "occlusion"), (p * np.arange(1, n_steps + 1)).sum(-1)),
+         "accuracy": ("seed", rng.uniform(0.5, 1, n_seeds))},
+        coords={"seed": np.arange(n_seeds), "stimulus_id": [f"img{i}" for i in range(n_stimuli)],
+                "step": np.arange(1, n_steps + 1), "occlusion": [0.0, 0.5]},
+        attrs={"brainres_kind": "model_measures", "model_family": "lattice",
+               "pressures": {"lambda_time": 0.01}, "config_hash": "abc123",
+               "brainres_version": "0.1.0", "training_data": "digits"},
+    )
+
+
+def human_labels(n=3) -> xr.Dataset:
+    counts = np.array([[5, 0], [2, 3], [0, 5]])[:n]
+    return xr.Dataset(
+        {"counts": (("stimulus_id", "label"), counts),
+         "probability": (("stimulus_id", "label"), counts / counts.sum(1, keepdims=True))},
+        coords={"stimulus_id": [f"img{i}" for i in range(n)], "label": [0, 1]},
+        attrs=PROVENANCE | {"brainres_kind": "human_labels"},
+    )
+
+
+BUILDERS = {
+    "human_trials": human_trials, "stimuli": stimuli, "neural_rdms": neural_rdms,
+    "neural_responses": neural_responses, "model_measures": model_measures, "human_labels": human_labels,
+}
