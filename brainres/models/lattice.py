@@ -56,6 +56,12 @@ class LatticeConfig:
     readout_pool : int
         The readout sees the top state average-pooled to a
         ``readout_pool x readout_pool`` grid (1 = global average pooling).
+    unrolling : {"biological", "sweep"}
+        ``"biological"``: every connection takes one step, so layer l sees
+        the layer below as it was at the previous step and depth unfolds in
+        time (step 1 reads shallow features, later steps deeper ones).
+        ``"sweep"``: a full bottom-up sweep at every step (layer l sees layer
+        l-1 of the same step); time then only adds lateral refinement.
     top_down : bool
         Add top-down convolutions from the layer above's previous state.
     lambda_breadth, lambda_depth, lambda_time : float
@@ -82,6 +88,7 @@ class LatticeConfig:
     max_steps: int = 6
     kernel_size: int = 3
     readout_pool: int = 2
+    unrolling: str = "biological"
     top_down: bool = False
     lambda_breadth: float = 0.0
     lambda_depth: float = 0.0
@@ -100,6 +107,8 @@ class LatticeConfig:
                 raise LatticeConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.n_classes < 2:
             raise LatticeConfigError(f"n_classes must be at least 2, got {self.n_classes}")
+        if self.unrolling not in ("biological", "sweep"):
+            raise LatticeConfigError(f"unrolling must be 'biological' or 'sweep', got {self.unrolling!r}")
         if self.kernel_size % 2 == 0:
             raise LatticeConfigError(f"kernel_size must be odd, got {self.kernel_size}")
         for name in ("lambda_breadth", "lambda_depth", "lambda_time", "beta_kl", "step_loss_weight", "gate_threshold"):
@@ -229,7 +238,8 @@ class LatticeNet(nn.Module):
             self.layers = nn.ModuleList(
                 _LatticeLayer(channels, config.kernel_size, config.top_down) for _ in range(config.max_layers)
             )
-            pooled_size = channels * config.readout_pool**2
+            # The readout sees every layer, so a shallow answer is possible early.
+            pooled_size = config.max_layers * channels * config.readout_pool**2
             self.readout = nn.Linear(pooled_size, config.n_classes)
             # The halting head sees the pooled state and the readout's confidence,
             # so halting can follow how sure the network is about this stimulus.
@@ -257,13 +267,17 @@ class LatticeNet(nn.Module):
     def _step(self, encoded, states):
         """One time step for every layer; returns new states, logits, halting lambda."""
         new_states = []
-        below = encoded
+        biological = self.config.unrolling == "biological"
         for index, layer in enumerate(self.layers):
+            if index == 0:
+                below = encoded
+            else:
+                below = states[index - 1] if biological else new_states[index - 1]
             above = states[index + 1] if index + 1 < len(states) else None
-            state = layer(below, states[index], above)
-            new_states.append(state)
-            below = state
-        pooled = F.adaptive_avg_pool2d(new_states[-1], self.config.readout_pool).flatten(1)
+            new_states.append(layer(below, states[index], above))
+        pooled = torch.cat(
+            [F.adaptive_avg_pool2d(state, self.config.readout_pool).flatten(1) for state in new_states], dim=1
+        )
         logits = self.readout(pooled)
         log_probability = F.log_softmax(logits, dim=1)
         entropy = -(log_probability.exp() * log_probability).sum(dim=1) / math.log(self.config.n_classes)
@@ -509,23 +523,27 @@ class FixedStepRecurrentNet(nn.Module):
                 else None
             )
             self.norms = nn.ModuleList(nn.GroupNorm(1, channels) for _ in range(config.max_layers))
-            self.readout = nn.Linear(channels * config.readout_pool**2, config.n_classes)
+            self.readout = nn.Linear(config.max_layers * channels * config.readout_pool**2, config.n_classes)
 
     def forward(self, images: torch.Tensor) -> dict:
         """Return ``logits`` of the last step, shape (batch, class)."""
         encoded = F.relu(self.stem(images))
         states = [torch.zeros_like(encoded) for _ in self.bottom_up]
+        biological = self.config.unrolling == "biological"
         for _ in range(self.config.max_steps):
-            below, new_states = encoded, []
+            new_states = []
             for index in range(len(self.bottom_up)):
+                if index == 0:
+                    below = encoded
+                else:
+                    below = states[index - 1] if biological else new_states[index - 1]
                 drive = self.bottom_up[index](below) + self.lateral[index](states[index])
                 if self.top_down is not None and index + 1 < len(states):
                     drive = drive + self.top_down[index](states[index + 1])
                 state = below + F.relu(self.norms[index](drive))
                 new_states.append(state)
-                below = state
             states = new_states
-        pooled = F.adaptive_avg_pool2d(states[-1], self.config.readout_pool).flatten(1)
+        pooled = torch.cat([F.adaptive_avg_pool2d(state, self.config.readout_pool).flatten(1) for state in states], dim=1)
         return {"logits": self.readout(pooled)}
 
     def loss(self, output: dict, labels: torch.Tensor) -> dict:

@@ -55,14 +55,18 @@ def weighted_pearson(x, y, weights) -> np.ndarray:
     -------
     numpy.ndarray, shape (batch,)
     """
-    x, y, weights = np.broadcast_arrays(*(np.atleast_2d(np.asarray(a, dtype=float)) for a in (x, y, weights)))
-    total = weights.sum(axis=1, keepdims=True)
-    mean_x = (weights * x).sum(axis=1, keepdims=True) / total
-    mean_y = (weights * y).sum(axis=1, keepdims=True) / total
-    dx, dy = x - mean_x, y - mean_y
-    covariance = (weights * dx * dy).sum(axis=1)
-    variance_x = (weights * dx * dx).sum(axis=1)
-    variance_y = (weights * dy * dy).sum(axis=1)
+    x, y, weights = (np.atleast_2d(np.asarray(a, dtype=float)) for a in (x, y, weights))
+    # Shift by the unweighted mean first so the one-pass sums below do not cancel.
+    x = x - x.mean(axis=1, keepdims=True)
+    y = y - y.mean(axis=1, keepdims=True)
+    shape = np.broadcast_shapes(x.shape, y.shape, weights.shape)
+    x, y, weights = (np.broadcast_to(a, shape) for a in (x, y, weights))
+    weighted_x, weighted_y = weights * x, weights * y
+    total = weights.sum(axis=1)
+    sum_x, sum_y = weighted_x.sum(axis=1), weighted_y.sum(axis=1)
+    covariance = np.einsum("ij,ij->i", weighted_x, y) - sum_x * sum_y / total
+    variance_x = np.einsum("ij,ij->i", weighted_x, x) - sum_x**2 / total
+    variance_y = np.einsum("ij,ij->i", weighted_y, y) - sum_y**2 / total
     with np.errstate(invalid="ignore", divide="ignore"):
         r = covariance / np.sqrt(variance_x * variance_y)
     return np.clip(r, -1.0, 1.0)
