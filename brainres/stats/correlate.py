@@ -21,6 +21,7 @@ in human data.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -347,7 +348,10 @@ def correlation_statistic(model, human, *, method: str = "spearman", aggregate: 
     n_subjects = human.shape[0]
     observed = ~np.isnan(human)
     human_filled = np.where(observed, human, 0.0)
-    human_fixed = np.nanmean(human, axis=0)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN stimuli stay NaN
+        human_fixed = np.nanmean(human, axis=0)
+    human_missing = bool(np.isnan(human).any())
     # Sorting once is enough when a side does not change across resamples.
     human_order = np.argsort(human_fixed)
     seed_orders = np.argsort(model, axis=1)
@@ -360,19 +364,32 @@ def correlation_statistic(model, human, *, method: str = "spearman", aggregate: 
             values = (subject_weights @ human_filled) / (subject_weights @ observed)
         return values, None
 
+    # The engine passes the very same stimulus-weight array to every factor
+    # subset of a batch; the human ranks for it are computed once and reused.
+    rank_cache = {"key": None, "ranks": None}
+
     def kernel(x, y, weights, order_x, order_y):
         if method == "pearson":
             return weighted_pearson(x, y, weights)
-        if method == "spearman":
-            return weighted_spearman(x, y, weights, order_x, order_y)
-        return weighted_kendall(x, y, weights)
+        if method == "kendall":
+            return weighted_kendall(x, y, weights)
+        rank_x = weighted_ranks(x, weights, order_x)
+        if order_y is None:
+            rank_y = weighted_ranks(y, weights)
+        else:
+            key = (id(weights), weights.shape)
+            if rank_cache["key"] != key or rank_cache["weights"] is not weights:
+                rank_cache.update(key=key, weights=weights, ranks=weighted_ranks(y, weights, order_y))
+            rank_y = rank_cache["ranks"]
+        return weighted_pearson(rank_x, rank_y, weights)
 
     def statistic(weights):
         seed_w, stimulus_w, subject_w = weights["seed"], weights["stimulus"], weights["subject"]
         human_values, human_sorted = human_side(subject_w)
         # Stimuli whose resampled subjects all missed get no weight.
-        stimulus_w = np.where(np.isnan(human_values), 0.0, stimulus_w)
-        human_values = np.nan_to_num(human_values)
+        if human_missing:
+            stimulus_w = np.where(np.isnan(human_values), 0.0, stimulus_w)
+            human_values = np.nan_to_num(human_values)
         if aggregate == "seed_mean":
             if n_seeds == 1 or np.ptp(seed_w) == 0:
                 model_values, model_sorted = model.mean(axis=0)[None, :], mean_order
