@@ -1,0 +1,1 @@
+"""Model families: configuration, training, measurement and headline experiments, one module each."""
