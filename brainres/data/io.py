@@ -143,8 +143,15 @@ def decode_from_netcdf(ds: xr.Dataset) -> xr.Dataset:
         attrs = _decode_attrs(ds[name].attrs)
         categories = attrs.pop(_CATEGORIES, None)
         ds[name].attrs = attrs
-        if categories is not None:
-            ds[name].attrs["categories"] = categories
+        if categories is None:
+            continue
+        values = pd.Categorical(ds[name].values.astype(str), categories=categories)
+        if name in ds.dims:
+            ds = ds.assign_coords({name: pd.CategoricalIndex(values, name=name)})
+        elif name in ds.coords:
+            ds = ds.assign_coords({name: (ds[name].dims, values, attrs)})
+        else:
+            ds[name] = (ds[name].dims, values, attrs)
     ds.attrs = _decode_attrs(ds.attrs)
     return ds
 

@@ -28,7 +28,7 @@ def test_round_trip_unicode_bool_categorical_and_rich_attrs(tmp_path):
     assert back["condition"].values.tolist() == ds["condition"].values.tolist()
     assert back["flag"].dtype == bool and back["flag"].values.tolist() == ds["flag"].values.tolist()
     assert back["level"].values.tolist() == ["high", "low", "mid"] * 4
-    assert back["level"].attrs["categories"] == ["low", "mid", "high"]  # the order survives
+    assert list(back["level"].dtype.categories) == ["low", "mid", "high"]  # the order survives
     assert back.attrs["nested"] == {"a": [1, 2, {"b": None}]}
     assert back.attrs["enabled"] is True and back.attrs["ratio"] == 0.25 and back.attrs["n"] == 3
     assert back.attrs["exclusions"] == ds.attrs["exclusions"]
@@ -78,3 +78,17 @@ def test_read_errors_name_the_file(tmp_path):
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(DataFileError, match="truncated.nc"):
         read_netcdf(truncated)
+
+
+def test_categorical_coordinates_round_trip(tmp_path):
+    from brainres.testing import stimuli
+
+    ds = stimuli().assign_coords(
+        stimulus_id=pd.CategoricalIndex(["img0", "img1", "img2", "img3"], categories=["img3", "img2", "img1", "img0"]),
+        level=("stimulus_id", pd.Categorical(["a", "b", "a", "b"], categories=["b", "a"])),
+    )
+    back = read_netcdf(write_netcdf(ds, tmp_path / "c.nc"))
+    assert isinstance(back.indexes["stimulus_id"], pd.CategoricalIndex)
+    assert list(back.indexes["stimulus_id"].categories) == ["img3", "img2", "img1", "img0"]
+    assert list(back["level"].dtype.categories) == ["b", "a"]
+    xr.testing.assert_identical(back, ds)
