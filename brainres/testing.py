@@ -99,3 +99,47 @@ BUILDERS = {
     "human_trials": human_trials, "stimuli": stimuli, "neural_rdms": neural_rdms,
     "neural_responses": neural_responses, "model_measures": model_measures, "human_labels": human_labels,
 }
+
+
+def planted_time_and_rt(*, correlation: float, n_seeds=3, n_stimuli=120, n_subjects=10, seed_noise=0.3,
+                        subject_noise=0.5, n_steps=6, seed=0):
+    """A model export and human trials whose per-stimulus link is known.
+
+    Each stimulus has a difficulty ``d`` (standard normal). Model time per seed
+    is ``3 + d + seed_noise * noise``; human RT per subject is
+    ``0.8 + 0.1 * (correlation * d + sqrt(1 - correlation**2) * u + subject_noise * noise)``
+    with ``u`` standard normal per stimulus. The population correlation of the
+    *noise-free* per-stimulus quantities is ``correlation``; averaging over
+    finitely many seeds and subjects attenuates it, which the noise ceiling
+    corrects.
+
+    Returns
+    -------
+    (model_measures, human_trials)
+    """
+    rng = np.random.default_rng(seed)
+    difficulty = rng.standard_normal(n_stimuli)
+    unique = rng.standard_normal(n_stimuli)
+    ids = [f"stim{i:04d}" for i in range(n_stimuli)]
+    time = 3 + difficulty[None, :] + seed_noise * rng.standard_normal((n_seeds, n_stimuli))
+    halting = np.full((n_seeds, n_stimuli, 1, n_steps), 1.0 / n_steps)
+    model = xr.Dataset(
+        {"expected_halting_step": (("seed", "stimulus_id", "occlusion"), time[..., None]),
+         "halting_probability": (("seed", "stimulus_id", "occlusion", "step"), halting)},
+        coords={"seed": np.arange(n_seeds), "stimulus_id": ids, "occlusion": [0.0],
+                "step": np.arange(1, n_steps + 1)},
+        attrs={"brainres_kind": "model_measures", "model_family": "synthetic", "pressures": {},
+               "config_hash": "planted", "brainres_version": "test", "training_data": "none"},
+    )
+    latent = correlation * difficulty + np.sqrt(1 - correlation**2) * unique
+    rt = 0.8 + 0.1 * (latent[None, :] + subject_noise * rng.standard_normal((n_subjects, n_stimuli)))
+    subject = np.repeat([f"sub{j:02d}" for j in range(n_subjects)], n_stimuli)
+    trials = xr.Dataset(
+        {"rt": ("trial", rt.ravel(), {"units": "s"}), "response": ("trial", np.full(rt.size, "a")),
+         "correct": ("trial", rng.random(rt.size) < 0.8)},
+        coords={"subject": ("trial", subject), "stimulus_id": ("trial", np.tile(ids, n_subjects)),
+                "condition": ("trial", np.full(rt.size, "")), "session": ("trial", np.full(rt.size, "1")),
+                "trial_index": ("trial", np.tile(np.arange(n_stimuli), n_subjects))},
+        attrs=PROVENANCE | {"brainres_kind": "human_trials", "exclusions": [], "dataset_id": "planted"},
+    )
+    return model, trials

@@ -1,0 +1,11 @@
+"""Comparison plug-ins, installed as ``brainres.comparisons``.
+
+One line per comparison: ``"comparison-id": "module:COMPARISON"``; a plug-in
+module is imported only when its comparison is used. Each module defines a
+:class:`brainres.compare.Comparison` whose ``run(model_measures, data,
+**options)`` returns a :class:`brainres.compare.ComparisonResult`.
+"""
+
+INDEX = {
+    "time-vs-rt": "time_vs_rt:COMPARISON",
+}

@@ -1,0 +1,129 @@
+"""What a comparison returns, and the dispatcher in front of the comparison plug-ins.
+
+A comparison plug-in (``brainres.comparisons.<module>``) takes a validated
+model-measures dataset and a human or neural dataset and returns a
+:class:`ComparisonResult`: the statistics (each a
+:class:`brainres.stats.result.StatResult`), the data its figure is drawn from
+(plain ``xr.Dataset``s; the report draws them, the plug-in does not), a
+methods paragraph written from the options actually used, and notes (for
+example that only the intersection of two stimulus sets was used).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from brainres.errors import BrainresError, StimulusMismatchError, UnknownDatasetError
+
+
+@dataclasses.dataclass
+class ComparisonResult:
+    """Result of one model-to-data comparison.
+
+    Attributes
+    ----------
+    comparison : str
+        Plug-in id, e.g. ``"time-vs-rt"``.
+    title : str
+        One line for the report.
+    results : list of StatResult
+        Every estimate with its interval and how it was obtained.
+    figures : dict of str -> xarray.Dataset
+        Data of each figure; ``attrs["figure"]`` names the kind (``"scatter"``
+        or ``"lines"``, see ``brainres.report.figures``).
+    methods : str
+        What was done, generated from the options used.
+    notes : list of str
+        Anything a reader must know (intersections, exclusions...).
+    inputs : dict
+        Identity of the inputs (dataset ids, export config hash, n stimuli).
+    """
+
+    comparison: str
+    title: str
+    results: list
+    figures: dict[str, xr.Dataset] = dataclasses.field(default_factory=dict)
+    methods: str = ""
+    notes: list[str] = dataclasses.field(default_factory=list)
+    inputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def table(self) -> pd.DataFrame:
+        """Results as a tidy table, one row per estimate, with the comparison's id."""
+        from brainres.stats.result import results_table
+
+        table = results_table(self.results)
+        table.insert(0, "comparison", self.comparison)
+        return table
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """A comparison plug-in's declaration."""
+
+    id: str
+    description: str
+    run: Callable[..., ComparisonResult]
+    model_kind: str = "model_measures"
+    data_kind: str = "human_trials"
+
+
+def _index() -> dict[str, str]:
+    plugins = importlib.import_module("brainres.comparisons")
+    return {key: f"brainres.comparisons.{target}" for key, target in plugins.INDEX.items()}
+
+
+def comparison_ids() -> list[str]:
+    """Ids of every registered comparison."""
+    return sorted(_index())
+
+
+def get_comparison(comparison_id: str) -> Comparison:
+    """The plug-in of ``comparison_id`` (imports only that module)."""
+    index = _index()
+    if comparison_id not in index:
+        raise UnknownDatasetError(f"unknown comparison {comparison_id!r}; registered: {', '.join(sorted(index))}")
+    module_name, _, attribute = index[comparison_id].partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def compare(comparison_id: str, model: xr.Dataset, data: xr.Dataset, **options) -> ComparisonResult:
+    """Run a registered comparison: ``compare("time-vs-rt", export, trials, seed=0)``."""
+    from brainres.data.schema import validate
+
+    plugin = get_comparison(comparison_id)
+    validate(model, plugin.model_kind, source="model measures")
+    validate(data, plugin.data_kind, source=data.attrs.get("dataset_id", "data"))
+    return plugin.run(model, data, **options)
+
+
+def match_stimuli(model_ids, data_ids, *, intersect: bool = False, model_name: str = "model export",
+                  data_name: str = "data") -> tuple[np.ndarray, list[str]]:
+    """The stimuli two datasets share, in the model's order.
+
+    Without ``intersect`` the two sets must be identical: otherwise a
+    :class:`StimulusMismatchError` lists the stimuli each side lacks. With it,
+    the shared stimuli are used and the returned notes say how many were left out.
+    """
+    model_ids = [str(s) for s in np.asarray(model_ids)]
+    data_set = set(str(s) for s in np.asarray(data_ids))
+    model_set = set(model_ids)
+    missing_in_model = sorted(data_set - model_set)
+    missing_in_data = sorted(model_set - data_set)
+    notes = []
+    if missing_in_model or missing_in_data:
+        if not intersect:
+            raise StimulusMismatchError(missing_in_model, missing_in_data, left=model_name, right=data_name)
+        notes.append(
+            f"Only the {len(model_set & data_set)} stimuli common to {model_name} and {data_name} were used "
+            f"({len(missing_in_model)} only in {data_name}, {len(missing_in_data)} only in {model_name})."
+        )
+    shared = np.array([s for s in model_ids if s in data_set])
+    if shared.size < 3:
+        raise BrainresError(f"{model_name} and {data_name} share {shared.size} stimuli; a comparison needs at least 3")
+    return shared, notes

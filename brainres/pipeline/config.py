@@ -1,0 +1,195 @@
+"""Pipeline files: which models to train, where to export them, which comparisons to run.
+
+A pipeline is a TOML file (``brainres run PIPELINE.toml``)::
+
+    [run]
+    name = "demo"                      # also the default run folder name
+
+    [[model]]
+    name = "shape-lattice"
+    family = "lattice"
+    data = "geirhos2021-cue-conflict"  # training stimuli (a registered dataset)
+    image_size = 32                    # images are resized to this side
+    seeds = [0, 1, 2]
+    [model.lattice]                    # LatticeConfig fields (bounds, pressures)
+    max_channels = 16
+    lambda_time = 0.01
+    [model.training]                   # TrainConfig fields except seed and model
+    epochs = 8
+
+    [[export]]
+    model = "shape-lattice"
+    stimuli = "geirhos2021-edge"
+    occlusion = [0.0, 0.25, 0.5]
+    latents = false
+
+    [[comparison]]
+    kind = "time-vs-rt"                # a registered comparison plug-in
+    model = "shape-lattice"
+    stimuli = "geirhos2021-edge"       # which export of the model
+    data = "geirhos2021-edge"          # the human or neural dataset
+    [comparison.options]               # passed to the plug-in
+    readout = "expected_halting_step"
+
+Every problem is reported with the key it is about.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+from brainres.errors import BrainresError
+
+FAMILIES = ("lattice",)
+
+
+class PipelineError(BrainresError, ValueError):
+    """A pipeline file is malformed; the message names the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    data: str
+    seeds: tuple[int, ...]
+    image_size: int | None
+    lattice: dict
+    training: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSpec:
+    model: str
+    stimuli: str
+    occlusion: tuple[float, ...]
+    latents: bool
+    batch_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ComparisonSpec:
+    kind: str
+    model: str
+    stimuli: str
+    data: str
+    options: dict
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}: {self.model} on {self.stimuli} vs {self.data}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Pipeline:
+    name: str
+    models: tuple[ModelSpec, ...]
+    exports: tuple[ExportSpec, ...]
+    comparisons: tuple[ComparisonSpec, ...]
+    source: str
+    raw: dict
+
+    def model(self, name: str) -> ModelSpec:
+        return next(m for m in self.models if m.name == name)
+
+
+def _take(table: dict, key: str, where: str, kind, default=dataclasses.MISSING):
+    if key not in table:
+        if default is dataclasses.MISSING:
+            raise PipelineError(f"{where}: missing key '{key}'")
+        return default
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise PipelineError(f"{where}.{key}: expected {names}, got {value!r}")
+    return value
+
+
+def _check_keys(table: dict, allowed: set, where: str):
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise PipelineError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def parse_pipeline(raw: dict, source: str = "<pipeline>") -> Pipeline:
+    """Check a pipeline mapping (parsed TOML) and return a :class:`Pipeline`."""
+    _check_keys(raw, {"run", "model", "export", "comparison"}, source)
+    run = _take(raw, "run", source, dict, {})
+    _check_keys(run, {"name"}, f"{source} [run]")
+    name = _take(run, "name", f"{source} [run]", str, Path(source).stem)
+
+    models = []
+    for i, table in enumerate(_take(raw, "model", source, list, [])):
+        where = f"{source} [[model]] #{i + 1}"
+        _check_keys(table, {"name", "family", "data", "seeds", "image_size", "lattice", "training"}, where)
+        family = _take(table, "family", where, str)
+        if family not in FAMILIES:
+            raise PipelineError(f"{where}.family: {family!r} is not one of {list(FAMILIES)}")
+        seeds = _take(table, "seeds", where, list)
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise PipelineError(f"{where}.seeds: expected a non-empty list of non-negative integers, got {seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise PipelineError(f"{where}.seeds: {seeds!r} repeats a seed")
+        training = dict(_take(table, "training", where, dict, {}))
+        for forbidden in ("seed", "model"):
+            if forbidden in training:
+                raise PipelineError(f"{where}.training.{forbidden}: set seeds with 'seeds' and the model with [model.lattice]")
+        models.append(ModelSpec(
+            name=_take(table, "name", where, str), family=family, data=_take(table, "data", where, str),
+            seeds=tuple(seeds), image_size=_take(table, "image_size", where, int, None),
+            lattice=dict(_take(table, "lattice", where, dict, {})), training=training,
+        ))
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise PipelineError(f"{source}: model names must be unique, got {names}")
+
+    exports = []
+    for i, table in enumerate(_take(raw, "export", source, list, [])):
+        where = f"{source} [[export]] #{i + 1}"
+        _check_keys(table, {"model", "stimuli", "occlusion", "latents", "batch_size"}, where)
+        model = _take(table, "model", where, str)
+        if model not in names:
+            raise PipelineError(f"{where}.model: no [[model]] is named {model!r} (models: {names})")
+        occlusion = _take(table, "occlusion", where, list, [0.0])
+        if not occlusion or not all(isinstance(o, (int, float)) and 0 <= o <= 1 for o in occlusion):
+            raise PipelineError(f"{where}.occlusion: expected fractions in [0, 1], got {occlusion!r}")
+        exports.append(ExportSpec(model=model, stimuli=_take(table, "stimuli", where, str),
+                                  occlusion=tuple(float(o) for o in occlusion),
+                                  latents=_take(table, "latents", where, bool, False),
+                                  batch_size=_take(table, "batch_size", where, int, 128)))
+    exported = {(e.model, e.stimuli) for e in exports}
+    if len(exported) != len(exports):
+        raise PipelineError(f"{source}: each (model, stimuli) pair may be exported once")
+
+    comparisons = []
+    for i, table in enumerate(_take(raw, "comparison", source, list, [])):
+        where = f"{source} [[comparison]] #{i + 1}"
+        _check_keys(table, {"kind", "model", "stimuli", "data", "options"}, where)
+        spec = ComparisonSpec(kind=_take(table, "kind", where, str), model=_take(table, "model", where, str),
+                              stimuli=_take(table, "stimuli", where, str), data=_take(table, "data", where, str),
+                              options=dict(_take(table, "options", where, dict, {})))
+        if (spec.model, spec.stimuli) not in exported:
+            raise PipelineError(f"{where}: no [[export]] of model {spec.model!r} on stimuli {spec.stimuli!r}")
+        from brainres.compare import comparison_ids
+
+        if spec.kind not in comparison_ids():
+            raise PipelineError(f"{where}.kind: {spec.kind!r} is not a registered comparison ({comparison_ids()})")
+        comparisons.append(spec)
+    return Pipeline(name=name, models=tuple(models), exports=tuple(exports), comparisons=tuple(comparisons),
+                    source=source, raw=raw)
+
+
+def load_pipeline(path) -> Pipeline:
+    """Read and check a pipeline TOML file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: no such pipeline file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise PipelineError(f"{path}: not valid TOML ({err})") from None
+    return parse_pipeline(raw, source=str(path))

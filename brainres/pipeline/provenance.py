@@ -1,0 +1,61 @@
+"""The provenance record of a run: software, configuration, data checksums, seeds."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+import sys
+from datetime import datetime, timezone
+
+PACKAGES = ("brainres", "numpy", "scipy", "pandas", "xarray", "torch", "statsmodels", "pingouin", "h5netcdf",
+            "matplotlib", "pooch")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def dataset_checksums(dataset_ids) -> dict[str, dict]:
+    """Per dataset: how many files, and one SHA-256 over their registered ``path sha256`` lines."""
+    from brainres.data.registry import get_spec
+
+    record = {}
+    for dataset_id in sorted(set(dataset_ids)):
+        spec = get_spec(dataset_id)
+        files = sorted(list(spec.data_files()) + list(spec.stimulus_files()), key=lambda f: f.path)
+        lines = "".join(f"{f.path} {f.sha256}\n" for f in files)
+        record[dataset_id] = {
+            "files": len(files),
+            "sha256_of_file_list": hashlib.sha256(lines.encode()).hexdigest(),
+            "source": spec.source,
+        }
+    return record
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def provenance(pipeline, tasks_record: list[dict]) -> dict:
+    """Everything needed to say how a run's numbers were made."""
+    datasets = {m.data for m in pipeline.models} | {e.stimuli for e in pipeline.exports} | {
+        c.data for c in pipeline.comparisons}
+    return {
+        "pipeline": pipeline.name,
+        "pipeline_file": pipeline.source,
+        "configuration": pipeline.raw,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "data": dataset_checksums(datasets),
+        "seeds": {m.name: list(m.seeds) for m in pipeline.models},
+        "tasks": tasks_record,
+        "written": now(),
+    }

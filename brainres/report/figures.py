@@ -1,0 +1,93 @@
+"""Figures drawn from the data a comparison returns.
+
+Two kinds cover every comparison:
+
+``scatter``
+    variables ``x``, ``y`` along ``point``; optional ``x_low``/``x_high`` and
+    ``y_low``/``y_high`` error bars; attrs ``x_label``, ``y_label``, ``title``,
+    ``annotation`` (text in the corner, e.g. the correlation and its ceiling).
+``lines``
+    variable ``y`` along ``x`` (optionally also ``series``), optional
+    ``y_low``/``y_high`` bands; attrs ``ceiling_low``/``ceiling_high`` shade a
+    horizontal noise-ceiling band; labels as above.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import xarray as xr
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def draw(figure: xr.Dataset) -> bytes:
+    """Render one figure dataset to PNG bytes."""
+    kind = figure.attrs.get("figure")
+    if kind not in DRAWERS:
+        raise ValueError(f"unknown figure kind {kind!r}; kinds are {sorted(DRAWERS)}")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    try:
+        DRAWERS[kind](ax, figure)
+        ax.set_xlabel(figure.attrs.get("x_label", ""))
+        ax.set_ylabel(figure.attrs.get("y_label", ""))
+        ax.set_title(figure.attrs.get("title", ""), fontsize=10)
+        if figure.attrs.get("annotation"):
+            ax.text(0.02, 0.98, figure.attrs["annotation"], transform=ax.transAxes, va="top", fontsize=8,
+                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"})
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def _scatter(ax, figure):
+    x, y = figure["x"].values, figure["y"].values
+    xerr = yerr = None
+    if "x_low" in figure:
+        xerr = np.abs(np.vstack([x - figure["x_low"].values, figure["x_high"].values - x]))
+    if "y_low" in figure:
+        yerr = np.abs(np.vstack([y - figure["y_low"].values, figure["y_high"].values - y]))
+    if xerr is not None or yerr is not None:
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor="0.75", elinewidth=0.6, zorder=1)
+    ax.scatter(x, y, s=14, color="tab:blue", alpha=0.8, zorder=2)
+    ok = ~(np.isnan(x) | np.isnan(y))
+    if ok.sum() > 2 and np.ptp(x[ok]) > 0:
+        slope, intercept = np.polyfit(x[ok], y[ok], 1)
+        grid = np.linspace(x[ok].min(), x[ok].max(), 2)
+        ax.plot(grid, slope * grid + intercept, color="tab:red", lw=1)
+
+
+def _lines(ax, figure):
+    y = figure["y"]
+    x = figure["x"].values
+    if "series" in y.dims:
+        series = [str(s) for s in figure["series"].values]
+    else:
+        series = [None]
+    colors = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, name in enumerate(series):
+        pick = (lambda v: v.sel(series=figure["series"].values[i])) if name is not None else (lambda v: v)
+        color = colors[i % len(colors)]
+        ax.plot(x, pick(y).values, marker="o", ms=3, color=color, label=name)
+        if "y_low" in figure:
+            ax.fill_between(x, pick(figure["y_low"]).values, pick(figure["y_high"]).values, color=color, alpha=0.2)
+    if "ceiling_low" in figure.attrs:
+        ax.axhspan(figure.attrs["ceiling_low"], figure.attrs["ceiling_high"], color="0.6", alpha=0.3,
+                   label="noise ceiling")
+    if len(series) > 1 or "ceiling_low" in figure.attrs:
+        ax.legend(fontsize=7, frameon=False)
+
+
+DRAWERS = {"scatter": _scatter, "lines": _lines}
