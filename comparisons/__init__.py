@@ -8,4 +8,7 @@ module is imported only when its comparison is used. Each module defines a
 
 INDEX = {
     "time-vs-rt": "time_vs_rt:COMPARISON",
+    "occlusion-recurrence": "occlusion_recurrence:COMPARISON",
+    "speed-accuracy": "speed_accuracy:COMPARISON",
+    "latents-vs-neural": "latents_vs_neural:COMPARISON",
 }

@@ -1,0 +1,102 @@
+"""``latents-vs-neural``: do the model's latent codes, step by step, look like neural ones?
+
+At every recurrent step, an RDM of the model's latent states (pooled per
+layer; one layer or all layers concatenated) is computed per seed with
+correlation distance and averaged over seeds. Each step's RDM is compared with
+the subjects' neural RDMs (for ``kriegeskorte2008-92``: the four human IT
+subjects, their two sessions averaged). Reported per step: the mean
+comparison over subjects with a bootstrap interval over stimuli and subjects;
+the leave-one-subject-out lower and upper noise ceilings; the best step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from brainres.compare import Comparison, ComparisonResult, match_stimuli
+from brainres.stats import bootstrap_rdm_comparison, compare_over_steps, rdm_from_responses, rdm_noise_ceiling
+from brainres.stats.result import StatResult
+from brainres.comparisons._common import ComparisonError, fmt
+
+
+def subject_rdms(data: xr.Dataset, target: str) -> xr.DataArray:
+    """The neural RDMs to compare with: per subject (sessions averaged), or one named RDM."""
+    if target == "subjects":
+        individual = data["dissimilarity"].sel(rdm=data["session"] != "all")
+        if individual.sizes["rdm"] == 0:
+            raise ComparisonError("the neural data have no per-subject RDMs (session != 'all')")
+        return individual.groupby("subject").mean("rdm").rename(subject="rdm")
+    names = [str(r) for r in data["rdm"].values]
+    if target not in names:
+        raise ComparisonError(f"no RDM named {target!r}; choose 'subjects' or one of {names}")
+    return data["dissimilarity"].sel(rdm=[target])
+
+
+def run(model: xr.Dataset, data: xr.Dataset, *, layer="all", target: str = "subjects", method: str = "spearman",
+        occlusion: float = 0.0, n_resamples: int = 1000, seed: int = 0, ci_level: float = 0.95,
+        intersect: bool = False) -> ComparisonResult:
+    """Time-resolved RSA of model latents against neural RDMs."""
+    if "latent" not in model:
+        raise ComparisonError("the model export has no 'latent' variable; export with latents = true")
+    shared, notes = match_stimuli(model["stimulus_id"].values, data["stimulus_id"].values, intersect=intersect,
+                                  model_name="the model export", data_name=data.attrs.get("dataset_id", "the neural data"))
+    latent = model["latent"].sel(stimulus_id=shared)
+    if "occlusion" in latent.dims:
+        latent = latent.sel(occlusion=float(occlusion))
+    if layer != "all":
+        latent = latent.sel(layer=[int(layer)])
+    features = latent.stack(feature=("layer", "unit")).transpose("seed", "step", "stimulus_id", "feature").values
+    steps = [int(s) for s in model["step"].values]
+    model_rdms = np.stack([
+        np.mean([rdm_from_responses(features[s, t], method="correlation") for s in range(features.shape[0])], axis=0)
+        for t in range(len(steps))])
+    neural = subject_rdms(data, target).sel(stimulus_id=shared, stimulus_id_2=shared).transpose("rdm", ...).values
+
+    results = list(compare_over_steps(model_rdms, neural, method=method, steps=steps))
+    low, high = np.empty(len(steps)), np.empty(len(steps))
+    resample = ("stimulus", "rdm") if neural.shape[0] > 1 else ("stimulus",)
+    for index, step in enumerate(steps):
+        boot = bootstrap_rdm_comparison(model_rdms[index], neural, method=method, resample=resample,
+                                        n_resamples=n_resamples, seed=seed, ci_level=ci_level)
+        low[index], high[index] = boot.ci_low, boot.ci_high
+        results[index] = results[index].replace(
+            ci_low=boot.ci_low, ci_high=boot.ci_high, ci_level=ci_level, interval=boot.interval, method=boot.method,
+            n_resamples=boot.n_resamples, seed=boot.seed, resampled=boot.resampled,
+            extra={**results[index].extra, "label": f"step {step}: model latents vs {target} ({method})"})
+    ceiling = {}
+    if neural.shape[0] > 1:
+        for bound in rdm_noise_ceiling(neural, method=method):
+            ceiling[bound.statistic] = bound.estimate
+            results.append(bound.replace(extra={**bound.extra, "label": f"noise ceiling ({bound.statistic})"}))
+    else:
+        notes.append(f"One neural RDM ({target}); no leave-one-subject-out noise ceiling.")
+    estimates = np.array([r.estimate for r in results[: len(steps)]])
+    best = int(np.argmax(estimates))
+    results.append(StatResult(statistic=f"best_step_{method}", estimate=float(estimates[best]), n=len(shared),
+                              method="largest mean comparison over steps (no interval)",
+                              extra={"step": steps[best], "label": f"best step ({steps[best]})"}))
+    attrs = {"figure": "lines", "title": f"model latents vs {target} RDMs over steps", "x_label": "model step",
+             "y_label": f"RDM comparison ({method})",
+             "annotation": f"best step {steps[best]}: {fmt(estimates[best])}",
+             "caption": f"Bands: {ci_level:.0%} bootstrap over stimuli and subjects ({n_resamples:,} resamples); "
+                        "gray: leave-one-subject-out noise ceiling (lower to upper)."}
+    lower = [v for k, v in ceiling.items() if "lower" in k]
+    upper = [v for k, v in ceiling.items() if "upper" in k]
+    if lower and upper:
+        attrs.update(ceiling_low=float(lower[0]), ceiling_high=float(upper[0]))
+    figure = xr.Dataset({"y": ("x", estimates), "y_low": ("x", low), "y_high": ("x", high)},
+                        coords={"x": np.array(steps, dtype=float)}, attrs=attrs)
+    methods = (
+        f"latents-vs-neural: at each of {len(steps)} steps the latent states ({'all layers' if layer == 'all' else f'layer {layer}'}, "
+        f"pooled over space) of {features.shape[0]} seeds gave correlation-distance RDMs over {len(shared)} stimuli, "
+        f"averaged over seeds, and compared ({method}) with {neural.shape[0]} neural RDM(s) ({target}); intervals from "
+        f"{n_resamples:,} bootstrap resamples of stimuli and subjects (seed {seed}); leave-one-subject-out noise ceilings."
+    )
+    return ComparisonResult(comparison="latents-vs-neural", title=f"Latent dynamics vs neural RDMs ({data.attrs.get('dataset_id', '')})",
+                            results=results, figures={"over_steps": figure}, methods=methods, notes=notes,
+                            inputs={"n_stimuli": len(shared), "n_seeds": int(features.shape[0]), "target": target})
+
+
+COMPARISON = Comparison(id="latents-vs-neural", description="time-resolved RSA of model latents against neural RDMs",
+                        run=run, data_kind="neural_rdms")

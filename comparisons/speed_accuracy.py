@@ -1,0 +1,126 @@
+"""``speed-accuracy``: what the model gains by taking more steps, and how its speed relates to its errors.
+
+Two curves per seed, at the unoccluded level: accuracy when forced to answer
+at step t, and accuracy when answering at the first step whose cumulative
+halting probability reaches a threshold q, alongside the mean step that costs.
+Reported: per seed, the accuracy gained from step 1 to the last step (bootstrap
+over stimuli); the difference in model time between stimuli the model gets
+wrong and right (seed-mean, bootstrap over stimuli); and the human analogue,
+mean RT on error minus correct trials (bootstrap over subjects).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from brainres.compare import Comparison, ComparisonResult, match_stimuli
+from brainres.stats import crossed_bootstrap
+from brainres.comparisons._common import ComparisonError, fmt, per_subject
+
+THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
+
+
+def _bands(values: np.ndarray, rng, ci_level: float, n_draws: int = 1000):
+    """Percentile band over stimuli of the mean of ``values[..., stimulus]`` (figure bands only)."""
+    draws = rng.integers(0, values.shape[-1], size=(n_draws, values.shape[-1]))
+    boot = values[..., draws].mean(axis=-1)
+    alpha = 100 * (1 - ci_level) / 2
+    return np.percentile(boot, alpha, axis=-1), np.percentile(boot, 100 - alpha, axis=-1)
+
+
+def run(model: xr.Dataset, data: xr.Dataset, *, occlusion: float = 0.0, n_resamples: int = 10_000, seed: int = 0,
+        ci_level: float = 0.95, intersect: bool = False) -> ComparisonResult:
+    """Speed-accuracy relations of the model (per seed, with bands) and of the humans."""
+    for name in ("correct", "halting_probability", "expected_halting_step"):
+        if name not in model:
+            raise ComparisonError(f"the model export has no variable {name!r}")
+    if (model["target_class"].values < 0).any() if "target_class" in model else False:
+        raise ComparisonError("the export has unscored stimuli (no target class); speed-accuracy needs labels")
+    shared, notes = match_stimuli(model["stimulus_id"].values, data["stimulus_id"].values, intersect=intersect,
+                                  model_name="the model export", data_name=data.attrs.get("dataset_id", "the data"))
+    picked = model.sel(stimulus_id=shared)
+    if "occlusion" in picked.dims:
+        picked = picked.sel(occlusion=float(occlusion))
+    correct = picked["correct"].transpose("seed", "stimulus_id", "step").values.astype(float)  # (seed, stim, step)
+    halting = picked["halting_probability"].transpose("seed", "stimulus_id", "step").values
+    time = picked["expected_halting_step"].transpose("seed", "stimulus_id").values
+    seeds = [int(s) for s in picked["seed"].values]
+    steps = picked["step"].values
+    n = len(shared)
+    results = []
+    for index, model_seed in enumerate(seeds):
+        gain = correct[index, :, -1] - correct[index, :, 0]
+        results.append(crossed_bootstrap(
+            lambda w, gain=gain: w["stimulus"] @ gain, {"stimulus": n}, n_resamples=n_resamples, seed=seed,
+            ci_level=ci_level, statistic_name="accuracy_gain", n=n, bounds=(-1, 1),
+            extra={"model_seed": model_seed, "label": f"seed {model_seed}: accuracy at step {steps[-1]} minus step 1"}))
+
+    # model time on stimuli the model gets wrong vs right (answer = prediction at the median halting step)
+    answered_correct = picked["halted_correct"].transpose("seed", "stimulus_id").values.astype(float) \
+        if "halted_correct" in picked else correct[:, :, -1]
+    error_rate = 1 - answered_correct.mean(axis=0)  # per stimulus, over seeds
+    seed_mean_time = time.mean(axis=0)
+    if 0 < error_rate.mean() < 1:
+        def time_difference(w):
+            wrong = w["stimulus"] * error_rate
+            right = w["stimulus"] * (1 - error_rate)
+            return (wrong @ seed_mean_time) / wrong.sum(axis=1) - (right @ seed_mean_time) / right.sum(axis=1)
+
+        results.append(crossed_bootstrap(
+            time_difference, {"stimulus": n}, n_resamples=n_resamples, seed=seed, ci_level=ci_level,
+            statistic_name="time_difference", n=n, interval="percentile",
+            extra={"label": "model: expected steps on errors minus on correct answers (seed-mean)"}))
+    else:
+        notes.append("The model is right (or wrong) on every stimulus in every seed; no error-vs-correct time difference.")
+
+    rt = per_subject(data, "rt") if "rt" in data else None
+    if rt is not None:
+        subjects_correct = per_subject(data, "correct").sel(stimulus_id=shared).values
+        rt_values = rt.sel(stimulus_id=shared).values
+        error_rt = np.nanmean(np.where(subjects_correct < 0.5, rt_values, np.nan), axis=1)
+        right_rt = np.nanmean(np.where(subjects_correct >= 0.5, rt_values, np.nan), axis=1)
+        difference = error_rt - right_rt
+        usable = ~np.isnan(difference)
+        if usable.sum() >= 3:
+            values = difference[usable]
+            results.append(crossed_bootstrap(
+                lambda w, values=values: w["subject"] @ values, {"subject": int(usable.sum())},
+                n_resamples=n_resamples, seed=seed, ci_level=ci_level, statistic_name="rt_difference",
+                n=int(usable.sum()), interval="percentile",
+                extra={"label": "humans: mean RT on error minus correct trials (s)"}))
+
+    rng = np.random.default_rng(seed)
+    by_step = correct.mean(axis=1)
+    low, high = _bands(np.transpose(correct, (0, 2, 1)), rng, ci_level)
+    accuracy_figure = xr.Dataset(
+        {"y": (("series", "x"), by_step), "y_low": (("series", "x"), low), "y_high": (("series", "x"), high)},
+        coords={"series": [f"seed {s}" for s in seeds], "x": steps.astype(float)},
+        attrs={"figure": "lines", "title": "accuracy when answering at step t", "x_label": "step",
+               "y_label": "accuracy", "caption": "Bands: 95% percentile bootstrap over stimuli."})
+    cumulative = np.cumsum(halting, axis=2)
+    exit_step = np.stack([np.argmax(cumulative >= q - 1e-9, axis=2) for q in THRESHOLDS], axis=1)  # (seed, q, stim)
+    exit_correct = np.take_along_axis(np.transpose(correct, (0, 2, 1))[:, None, :, :].repeat(len(THRESHOLDS), 1),
+                                      exit_step[:, :, None, :], axis=2)[:, :, 0, :]
+    low, high = _bands(exit_correct, rng, ci_level)
+    threshold_figure = xr.Dataset(
+        {"y": (("series", "x"), exit_correct.mean(axis=2)), "y_low": (("series", "x"), low),
+         "y_high": (("series", "x"), high), "mean_exit_step": (("series", "x"), (exit_step + 1).mean(axis=2))},
+        coords={"series": [f"seed {s}" for s in seeds], "x": np.array(THRESHOLDS)},
+        attrs={"figure": "lines", "title": "accuracy by halting threshold",
+               "x_label": "cumulative halting probability required to answer", "y_label": "accuracy",
+               "annotation": "mean exit step at q = 0.1 / 0.5 / 0.99: " + " / ".join(
+                   fmt(float((exit_step + 1)[:, THRESHOLDS.index(q)].mean())) for q in (0.1, 0.5, 0.99)),
+               "caption": "Answering at the first step whose cumulative halting probability reaches q; "
+                          "bands: 95% percentile bootstrap over stimuli."})
+    methods = (
+        f"speed-accuracy: on the {n} stimuli of {data.attrs.get('dataset_id', 'the stimulus set')} at occlusion "
+        f"{occlusion}, accuracy per step and per halting threshold for {len(seeds)} seeds; intervals from "
+        f"{n_resamples:,} bootstrap resamples of stimuli (human RT difference: of subjects), seed {seed}."
+    )
+    return ComparisonResult(comparison="speed-accuracy", title=f"Speed and accuracy ({data.attrs.get('dataset_id', '')})",
+                            results=results, figures={"by_step": accuracy_figure, "by_threshold": threshold_figure},
+                            methods=methods, notes=notes, inputs={"n_stimuli": n, "n_seeds": len(seeds)})
+
+
+COMPARISON = Comparison(id="speed-accuracy", description="accuracy against steps and halting threshold", run=run)

@@ -1,0 +1,64 @@
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brainres.compare import compare
+
+spec = importlib.util.spec_from_file_location("synthetic", Path(__file__).with_name("synthetic.py"))
+synthetic = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(synthetic)
+
+
+def labelled(result, text):
+    return [r for r in result.results if text in r.extra.get("label", "")]
+
+
+def test_planted_occlusion_effect_is_recovered():
+    model = synthetic.export(occlusion_effect=2.0, seed=1)
+    trials = synthetic.trials_for(model["stimulus_id"].values)
+    result = compare("occlusion-recurrence", model, trials, n_resamples=2000, seed=0)
+    slope = labelled(result, "mean over seeds")[0]
+    assert slope.ci_low < 2.0 < slope.ci_high and slope.ci_low > 0
+    per_seed = labelled(result, "minus unoccluded")
+    assert len(per_seed) == 3 and all(r.ci_low > 0 for r in per_seed)
+    assert all(r.resampled == ("stimulus",) for r in per_seed)
+    assert any("single condition" in note for note in result.notes)
+    figure = result.figures["occlusion"]
+    assert figure["y"].shape == (3, 3) and (figure["y_low"] <= figure["y"]).all()
+
+
+def test_no_occlusion_effect_covers_zero():
+    model = synthetic.export(occlusion_effect=0.0, seed=2)
+    result = compare("occlusion-recurrence", model, synthetic.trials_for(model["stimulus_id"].values),
+                     n_resamples=2000, seed=0)
+    slope = labelled(result, "mean over seeds")[0]
+    assert slope.ci_low < 0 < slope.ci_high
+
+
+def test_occlusion_needs_levels():
+    model = synthetic.export(levels=(0.0,))
+    with pytest.raises(Exception, match="at least two occlusion levels"):
+        compare("occlusion-recurrence", model, synthetic.trials_for(model["stimulus_id"].values))
+
+
+def test_speed_accuracy_recovers_planted_gain_and_slow_errors():
+    model = synthetic.export(accuracy_by_step=(0.3, 0.5, 0.7, 0.8, 0.9), slow_errors=1.5, seed=3)
+    trials = synthetic.trials_for(model["stimulus_id"].values, error_slowdown=0.15)
+    result = compare("speed-accuracy", model, trials, n_resamples=2000, seed=0)
+    gains = labelled(result, "accuracy at step")
+    assert all(r.ci_low < 0.6 < r.ci_high for r in gains)  # planted 0.9 - 0.3
+    assert labelled(result, "model: expected steps on errors")[0].ci_low > 0
+    human = labelled(result, "humans: mean RT on error")[0]
+    assert human.ci_low < 0.15 < human.ci_high and human.resampled == ("subject",)
+    by_step = result.figures["by_step"]["y"].mean("series").values
+    np.testing.assert_allclose(by_step, [0.3, 0.5, 0.7, 0.8, 0.9], atol=0.08)
+
+
+def test_speed_accuracy_without_effects():
+    model = synthetic.export(n_stimuli=200, accuracy_by_step=(0.6,) * 5, slow_errors=0.0, seed=4)
+    trials = synthetic.trials_for(model["stimulus_id"].values, error_slowdown=0.0)
+    result = compare("speed-accuracy", model, trials, n_resamples=2000, seed=0)
+    for r in labelled(result, "accuracy at step") + labelled(result, "model: expected steps") + labelled(result, "humans"):
+        assert r.ci_low < 0 < r.ci_high, r.extra["label"]
