@@ -65,14 +65,22 @@ def prepare_images(images: np.ndarray, *, in_channels: int, image_size: int | No
     return tensor
 
 
-def class_indices(stimuli: xr.Dataset, classes: Sequence[str]) -> np.ndarray:
-    """Index of each stimulus's ``category`` in the model's ``classes``; unknown ones are an error."""
+def class_indices(stimuli: xr.Dataset, classes: Sequence[str], *, unknown_classes: str = "error") -> np.ndarray:
+    """Index of each stimulus's ``category`` in the model's ``classes``.
+
+    A category the model was not trained on is an error, or with
+    ``unknown_classes="unscored"`` gets index -1 (such stimuli are never
+    counted correct; for representational comparisons on foreign image sets).
+    """
+    if unknown_classes not in ("error", "unscored"):
+        raise ExportError(f"unknown_classes must be 'error' or 'unscored', got {unknown_classes!r}")
     categories = np.asarray(stimuli["category"].values).astype(str)
     position = {name: i for i, name in enumerate(classes)}
     unknown = sorted(str(c) for c in set(categories) - set(position))
-    if unknown:
-        raise ExportError(f"stimulus categories the model was not trained on: {unknown}; model classes: {list(classes)}")
-    return np.array([position[c] for c in categories], dtype=np.int64)
+    if unknown and unknown_classes == "error":
+        raise ExportError(f"stimulus categories the model was not trained on: {unknown}; model classes: {list(classes)}"
+                          " (export with unknown_classes='unscored' to run it anyway)")
+    return np.array([position.get(c, -1) for c in categories], dtype=np.int64)
 
 
 def export_lattice(
@@ -89,6 +97,7 @@ def export_lattice(
     patch_size: int | None = None,
     entropy_threshold: float = 0.5,
     latents: bool = False,
+    unknown_classes: str = "error",
     batch_size: int = 128,
     progress: bool = False,
 ) -> Path:
@@ -117,6 +126,9 @@ def export_lattice(
         Threshold of the entropy-threshold readout (normalised entropy).
     latents : bool
         Also export the pooled latent state of every layer at every step.
+    unknown_classes : {"error", "unscored"}
+        What to do with stimuli whose category is not a model class (see
+        :func:`class_indices`); unscored stimuli have ``target_class`` -1.
     batch_size : int
         Stimuli per chunk.
 
@@ -135,7 +147,7 @@ def export_lattice(
     levels = [float(level) for level in occlusion_levels]
     if len(set(levels)) != len(levels) or any(not 0 <= level <= 1 for level in levels):
         raise ExportError(f"occlusion levels must be distinct fractions in [0, 1], got {list(occlusion_levels)}")
-    targets = class_indices(stimuli, classes)
+    targets = class_indices(stimuli, classes, unknown_classes=unknown_classes)
     ids = np.asarray(stimuli["stimulus_id"].values).astype(str)
     n_stimuli, n_steps, n_layers = ids.size, first.max_steps, first.max_layers
 
@@ -170,6 +182,7 @@ def export_lattice(
         "entropy_threshold": float(entropy_threshold),
         "image_size": -1 if image_size is None else int(image_size),
         "halting_step_readout": "median halting step: first step whose cumulative halting probability reaches 0.5",
+        "n_unscored": int((targets < 0).sum()),
     }
     per_stimulus = ("seed", "stimulus_id", "occlusion")
     per_step = (*per_stimulus, "step")

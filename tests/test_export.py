@@ -82,3 +82,10 @@ def test_prepare_images_converts_channels_and_size():
     np.testing.assert_allclose(grey.numpy(), 0.299, atol=1e-6)
     colour = prepare_images(np.full((1, 4, 4, 1), 51, np.uint8), in_channels=3, image_size=None)
     assert colour.shape == (1, 3, 4, 4) and torch.allclose(colour, torch.tensor(0.2))
+
+
+def test_foreign_stimuli_can_be_exported_unscored(models, digits, tmp_path):
+    ds = run(models, digits, tmp_path / "u.nc", classes=CLASSES[:9], unknown_classes="unscored", latents=True)
+    nines = ds["category"].values == "9"
+    assert (ds["target_class"].values[nines] == -1).all() and ds.attrs["n_unscored"] == nines.sum()
+    assert not ds["halted_correct"].values[:, nines].any()

@@ -22,6 +22,7 @@ A pipeline is a TOML file (``brainres run PIPELINE.toml``)::
     stimuli = "geirhos2021-edge"
     occlusion = [0.0, 0.25, 0.5]
     latents = false
+    unknown_classes = "error"          # or "unscored": stimuli of classes the model never saw
 
     [[comparison]]
     kind = "time-vs-rt"                # a registered comparison plug-in
@@ -67,6 +68,7 @@ class ExportSpec:
     occlusion: tuple[float, ...]
     latents: bool
     batch_size: int
+    unknown_classes: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +152,7 @@ def parse_pipeline(raw: dict, source: str = "<pipeline>") -> Pipeline:
     exports = []
     for i, table in enumerate(_take(raw, "export", source, list, [])):
         where = f"{source} [[export]] #{i + 1}"
-        _check_keys(table, {"model", "stimuli", "occlusion", "latents", "batch_size"}, where)
+        _check_keys(table, {"model", "stimuli", "occlusion", "latents", "batch_size", "unknown_classes"}, where)
         model = _take(table, "model", where, str)
         if model not in names:
             raise PipelineError(f"{where}.model: no [[model]] is named {model!r} (models: {names})")
@@ -160,7 +162,10 @@ def parse_pipeline(raw: dict, source: str = "<pipeline>") -> Pipeline:
         exports.append(ExportSpec(model=model, stimuli=_take(table, "stimuli", where, str),
                                   occlusion=tuple(float(o) for o in occlusion),
                                   latents=_take(table, "latents", where, bool, False),
-                                  batch_size=_take(table, "batch_size", where, int, 128)))
+                                  batch_size=_take(table, "batch_size", where, int, 128),
+                                  unknown_classes=_take(table, "unknown_classes", where, str, "error")))
+        if exports[-1].unknown_classes not in ("error", "unscored"):
+            raise PipelineError(f"{where}.unknown_classes: expected 'error' or 'unscored'")
     exported = {(e.model, e.stimuli) for e in exports}
     if len(exported) != len(exports):
         raise PipelineError(f"{source}: each (model, stimuli) pair may be exported once")

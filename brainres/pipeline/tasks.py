@@ -63,7 +63,8 @@ def build_tasks(pipeline, run_dir) -> list[Task]:
         model = pipeline.model(export.model)
         deps = tuple(f"train/{model.name}/seed-{seed}" for seed in model.seeds)
         spec = {"model": export.model, "stimuli": export.stimuli, "occlusion": list(export.occlusion),
-                "latents": export.latents, "batch_size": export.batch_size}
+                "latents": export.latents, "batch_size": export.batch_size,
+                "unknown_classes": export.unknown_classes}
         add(Task(f"export/{export.model}/{export.stimuli}", "export", spec, deps), "exports")
     for comparison in pipeline.comparisons:
         deps = (f"export/{comparison.model}/{comparison.stimuli}",)
@@ -112,7 +113,7 @@ def run_export(task: Task, tasks: dict, progress: bool) -> dict:
         models, load_stimuli(task.spec["stimuli"]), task.folder / "measures.nc", classes=data["classes"],
         training_data=f"{data['data']} (labels: category)", training_config=training,
         image_size=data["image_size"], occlusion_levels=task.spec["occlusion"], latents=task.spec["latents"],
-        batch_size=task.spec["batch_size"], progress=progress,
+        batch_size=task.spec["batch_size"], unknown_classes=task.spec["unknown_classes"], progress=progress,
     )
     return {"file": str(path)}
 

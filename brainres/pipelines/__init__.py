@@ -1,0 +1,1 @@
+"""Pipelines shipped with brainres (package data): demo.toml, kriegeskorte.toml."""
