@@ -42,15 +42,31 @@ def test_fetch_and_validate(data_root, tmp_path, capsys):
     assert "files verified (SHA-256)" in capsys.readouterr().out
 
 
+def test_shipped_pipelines_are_valid():
+    from importlib.resources import as_file
+
+    from brainres.commands.demo import PIPELINES, pipeline_path
+    from brainres.pipeline.config import load_pipeline
+
+    for name in PIPELINES:
+        with as_file(pipeline_path(name)) as path:
+            pipeline = load_pipeline(path)
+        assert pipeline.models and pipeline.exports and pipeline.comparisons
+    with as_file(pipeline_path("demo")) as path:
+        demo = load_pipeline(path)
+    assert demo.models[0].data == "geirhos2021-cue-conflict" and demo.models[0].seeds == (0, 1, 2)
+    assert {e.stimuli for e in demo.exports} == {"geirhos2021-edge", "geirhos2021-silhouette"}
+    assert {c.kind for c in demo.comparisons} == {"time-vs-rt", "occlusion-recurrence", "speed-accuracy"}
+
+
+@pytest.mark.slow
 @pytest.mark.needs_data
-def test_demo_writes_summary_figure_and_valid_files(data_root, tmp_path, capsys):
+def test_demo_end_to_end(data_root, tmp_path, capsys):
     out_dir = tmp_path / "demo"
-    assert main(["demo", "--out", str(out_dir)]) == 0
-    summary = json.loads((out_dir / "data_summary.json").read_text())
-    assert summary["geirhos2021-cue-conflict"]["trials"] == 12800
-    assert (out_dir / "rt_distributions.png").stat().st_size > 10_000
-    assert main(["validate", str(out_dir / "geirhos2021-edge_trials.nc")]) == 0
-    assert "valid human_trials dataset" in capsys.readouterr().out
+    assert main(["demo", "--out", str(out_dir), "--quiet"]) == 0
+    assert capsys.readouterr().out.strip().endswith("report.html")
+    assert (out_dir / "results.csv").exists() and (out_dir / "provenance.json").exists()
+    assert main(["report", str(out_dir)]) == 0
 
 
 def test_validate_reports_violations(tmp_path, capsys):
