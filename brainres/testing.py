@@ -143,3 +143,42 @@ def planted_time_and_rt(*, correlation: float, n_seeds=3, n_stimuli=120, n_subje
         attrs=PROVENANCE | {"brainres_kind": "human_trials", "exclusions": [], "dataset_id": "planted"},
     )
     return model, trials
+
+
+# --- a small registered-able dataset for pipeline tests -------------------------------
+TOY_STIMULI, TOY_SUBJECTS = 60, 5
+
+
+def _toy_stimuli(paths=None):
+    from brainres.data.registry import load_stimuli
+
+    stimuli = load_stimuli("digits").isel(stimulus_id=slice(0, TOY_STIMULI))
+    stimuli.attrs = {}
+    return stimuli
+
+
+def _toy_trials(paths=None):
+    rng = np.random.default_rng(0)
+    ids = _toy_stimuli()["stimulus_id"].values
+    rt = 0.6 + 0.1 * rng.random((TOY_SUBJECTS, TOY_STIMULI))
+    n = rt.size
+    return xr.Dataset(
+        {"rt": ("trial", rt.ravel(), {"units": "s"}), "response": ("trial", np.full(n, "1")),
+         "correct": ("trial", rng.random(n) < 0.8)},
+        coords={"subject": ("trial", np.repeat([f"p{j}" for j in range(TOY_SUBJECTS)], TOY_STIMULI)),
+                "stimulus_id": ("trial", np.tile(ids, TOY_SUBJECTS)), "condition": ("trial", np.full(n, "")),
+                "session": ("trial", np.full(n, "1")), "trial_index": ("trial", np.tile(np.arange(TOY_STIMULI), TOY_SUBJECTS))},
+        attrs={"exclusions": []})
+
+
+def _toy_spec():
+    from brainres.data.registry import DatasetSpec
+
+    return DatasetSpec(id="toy-digit-rts", kind="human_trials",
+                       description="toy: 60 digits with synthetic RTs of 5 subjects (for tests)", folder="toy",
+                       source=PROVENANCE["source"], license="CC0", citation="none", load=_toy_trials,
+                       load_stimuli=_toy_stimuli)
+
+
+TOY_TRIALS = _toy_spec()
+TOY_PLUGIN = "brainres.testing:TOY_TRIALS"  # for BRAINRES_DATASET_PLUGINS

@@ -198,3 +198,22 @@ def open_netcdf(path) -> xr.Dataset:
     if not path.exists():
         raise DataFileError(path, "no such file")
     return decode_from_netcdf(xr.open_dataset(path, engine=ENGINE))
+
+
+def open_netcdf_many(paths, concat_dim: str) -> xr.Dataset:
+    """Open several files of one kind lazily as one dataset, concatenated along ``concat_dim``.
+
+    Only variables that have ``concat_dim`` are concatenated; the others (and
+    the attributes) are taken from the first file. Data stay on disk until a
+    computation needs them (dask arrays), so combining many exports does not
+    need memory for all of them.
+    """
+    paths = [Path(p) for p in paths]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise DataFileError(missing[0], "no such file")
+    combined = xr.open_mfdataset(
+        paths, engine=ENGINE, combine="nested", concat_dim=concat_dim, data_vars="minimal", coords="minimal",
+        compat="override", combine_attrs="override", join="exact",
+    )
+    return decode_from_netcdf(combined)

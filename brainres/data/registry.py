@@ -4,14 +4,17 @@ Plug-ins live in ``brainres.datasets`` (the repository's ``datasets/``
 folder). Each registers in one line of ``brainres/datasets/__init__.py`` as
 ``"dataset-id": "module:SPEC"``; the module is imported only when that dataset
 is used. Third-party packages can add datasets through the entry-point group
-``brainres.datasets`` (name = dataset id, value = ``"package.module:SPEC"``) or
-at run time with :func:`register`.
+``brainres.datasets`` (name = dataset id, value = ``"package.module:SPEC"``),
+the environment variable ``BRAINRES_DATASET_PLUGINS``
+(``"package.module:SPEC,..."``, seen by cluster workers too) or at run time
+with :func:`register`.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,6 +27,9 @@ from brainres.errors import BrainresError, UnknownDatasetError
 
 PLUGIN_PACKAGE = "brainres.datasets"
 ENTRY_POINT_GROUP = "brainres.datasets"
+# Extra specs named in the environment ("pkg.module:SPEC,other.module:SPEC") are seen by
+# every process of a run, including cluster workers, unlike run-time registrations.
+PLUGINS_ENV = "BRAINRES_DATASET_PLUGINS"
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,10 @@ def _index() -> dict[str, str | DatasetSpec]:
     }
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         index.setdefault(entry.name, entry.value)
+    for target in filter(None, os.environ.get(PLUGINS_ENV, "").split(",")):
+        module_name, _, attribute = target.strip().partition(":")
+        spec = getattr(importlib.import_module(module_name), attribute)
+        index.setdefault(spec.id, spec)
     index.update(_RUNTIME)
     return index
 

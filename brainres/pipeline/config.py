@@ -4,6 +4,11 @@ A pipeline is a TOML file (``brainres run PIPELINE.toml``)::
 
     [run]
     name = "demo"                      # also the default run folder name
+    executor = "local"                 # in-process | local (Dask LocalCluster) | scheduler | slurm
+    workers = 2                        # local cluster worker processes
+    threads_per_task = 1               # torch threads of every task
+    # [run.slurm]                      # dask_jobqueue.SLURMCluster arguments, plus jobs = N
+    # queue = "cpu"; cores = 4; memory = "16GB"; walltime = "02:00:00"; jobs = 8
 
     [[model]]
     name = "shape-lattice"
@@ -84,6 +89,9 @@ class ComparisonSpec:
         return f"{self.kind}: {self.model} on {self.stimuli} vs {self.data}"
 
 
+EXECUTORS = ("in-process", "local", "scheduler", "slurm")
+
+
 @dataclasses.dataclass(frozen=True)
 class Pipeline:
     name: str
@@ -92,6 +100,10 @@ class Pipeline:
     comparisons: tuple[ComparisonSpec, ...]
     source: str
     raw: dict
+    executor: str = "local"
+    workers: int = 2
+    threads_per_task: int = 1
+    slurm: dict = dataclasses.field(default_factory=dict)
 
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.models if m.name == name)
@@ -121,8 +133,19 @@ def parse_pipeline(raw: dict, source: str = "<pipeline>") -> Pipeline:
     """Check a pipeline mapping (parsed TOML) and return a :class:`Pipeline`."""
     _check_keys(raw, {"run", "model", "export", "comparison"}, source)
     run = _take(raw, "run", source, dict, {})
-    _check_keys(run, {"name"}, f"{source} [run]")
-    name = _take(run, "name", f"{source} [run]", str, Path(source).stem)
+    where = f"{source} [run]"
+    _check_keys(run, {"name", "executor", "workers", "threads_per_task", "slurm"}, where)
+    name = _take(run, "name", where, str, Path(source).stem)
+    executor = _take(run, "executor", where, str, "local")
+    if executor not in EXECUTORS:
+        raise PipelineError(f"{where}.executor: {executor!r} is not one of {list(EXECUTORS)}")
+    workers = _take(run, "workers", where, int, 2)
+    threads_per_task = _take(run, "threads_per_task", where, int, 1)
+    if workers < 1 or threads_per_task < 1:
+        raise PipelineError(f"{where}: workers and threads_per_task must be at least 1")
+    slurm = dict(_take(run, "slurm", where, dict, {}))
+    if executor == "slurm" and not slurm:
+        raise PipelineError(f"{where}.slurm: the slurm executor needs a [run.slurm] table (queue, cores, memory, ...)")
 
     models = []
     for i, table in enumerate(_take(raw, "model", source, list, [])):
@@ -185,7 +208,8 @@ def parse_pipeline(raw: dict, source: str = "<pipeline>") -> Pipeline:
             raise PipelineError(f"{where}.kind: {spec.kind!r} is not a registered comparison ({comparison_ids()})")
         comparisons.append(spec)
     return Pipeline(name=name, models=tuple(models), exports=tuple(exports), comparisons=tuple(comparisons),
-                    source=source, raw=raw)
+                    source=source, raw=raw, executor=executor, workers=workers, threads_per_task=threads_per_task,
+                    slurm=slurm)
 
 
 def load_pipeline(path) -> Pipeline:

@@ -60,14 +60,16 @@ def build_tasks(pipeline, run_dir) -> list[Task]:
                     "lattice": model.lattice, "training": model.training, "seed": seed}
             add(Task(f"train/{model.name}/seed-{seed}", "train", spec, ()), "models")
     for export in pipeline.exports:
-        model = pipeline.model(export.model)
-        deps = tuple(f"train/{model.name}/seed-{seed}" for seed in model.seeds)
-        spec = {"model": export.model, "stimuli": export.stimuli, "occlusion": list(export.occlusion),
-                "latents": export.latents, "batch_size": export.batch_size,
-                "unknown_classes": export.unknown_classes}
-        add(Task(f"export/{export.model}/{export.stimuli}", "export", spec, deps), "exports")
+        # one task per seed, so seeds export in parallel; comparisons combine them lazily
+        for seed in pipeline.model(export.model).seeds:
+            spec = {"model": export.model, "stimuli": export.stimuli, "occlusion": list(export.occlusion),
+                    "latents": export.latents, "batch_size": export.batch_size,
+                    "unknown_classes": export.unknown_classes, "seed": seed}
+            add(Task(f"export/{export.model}/{export.stimuli}/seed-{seed}", "export", spec,
+                     (f"train/{export.model}/seed-{seed}",)), "exports")
     for comparison in pipeline.comparisons:
-        deps = (f"export/{comparison.model}/{comparison.stimuli}",)
+        deps = tuple(f"export/{comparison.model}/{comparison.stimuli}/seed-{seed}"
+                     for seed in pipeline.model(comparison.model).seeds)
         spec = {"kind": comparison.kind, "model": comparison.model, "stimuli": comparison.stimuli,
                 "data": comparison.data, "options": comparison.options}
         add(Task(f"compare/{comparison.kind}/{comparison.model}/{comparison.stimuli}/{comparison.data}",
@@ -105,10 +107,10 @@ def run_export(task: Task, tasks: dict, progress: bool) -> dict:
     from brainres.export import export_lattice
     from brainres.train import load_trained
 
-    trains = [tasks[d] for d in task.deps]
-    models = {t.spec["seed"]: load_trained(t.folder) for t in trains}
-    data = json.loads((trains[0].folder / "data.json").read_text())
-    training = {k: v for k, v in trains[0].spec.items() if k != "seed"}
+    train = tasks[task.deps[0]]
+    models = {train.spec["seed"]: load_trained(train.folder)}
+    data = json.loads((train.folder / "data.json").read_text())
+    training = {k: v for k, v in train.spec.items() if k != "seed"}
     path = export_lattice(
         models, load_stimuli(task.spec["stimuli"]), task.folder / "measures.nc", classes=data["classes"],
         training_data=f"{data['data']} (labels: category)", training_config=training,
@@ -120,14 +122,14 @@ def run_export(task: Task, tasks: dict, progress: bool) -> dict:
 
 def run_compare(task: Task, tasks: dict, progress: bool) -> dict:
     from brainres.compare import compare
-    from brainres.data.io import read_netcdf
+    from brainres.data.io import open_netcdf_many
     from brainres.data.registry import load_dataset
     from brainres.pipeline.store import save_result
 
-    export = tasks[task.deps[0]]
-    measures = read_netcdf(export.folder / "measures.nc")
+    exports = [tasks[d].folder / "measures.nc" for d in task.deps]
     data = load_dataset(task.spec["data"])
-    result = compare(task.spec["kind"], measures, data, **task.spec["options"])
+    with open_netcdf_many(exports, concat_dim="seed") as measures:
+        result = compare(task.spec["kind"], measures, data, **task.spec["options"])
     result.inputs.update(export_config_hash=measures.attrs["config_hash"], data=task.spec["data"],
                          stimuli=task.spec["stimuli"], model=task.spec["model"])
     save_result(result, task.folder)

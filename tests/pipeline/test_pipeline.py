@@ -6,49 +6,29 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import brainres
-from brainres.data import registry
-from brainres.data.registry import DatasetSpec
 from brainres.errors import StimulusMismatchError
 from brainres.pipeline.config import PipelineError, parse_pipeline
 from brainres.pipeline.run import run_pipeline
-from brainres.testing import PROVENANCE
 
-N_STIMULI, N_SUBJECTS = 60, 5
-
-
-def toy_stimuli(paths=None):
-    stimuli = brainres.load_stimuli("digits").isel(stimulus_id=slice(0, N_STIMULI))
-    stimuli.attrs = {}
-    return stimuli
-
-
-def toy_trials(paths=None):
-    rng = np.random.default_rng(0)
-    ids = toy_stimuli()["stimulus_id"].values
-    rt = 0.6 + 0.1 * rng.random((N_SUBJECTS, N_STIMULI))
-    return xr.Dataset(
-        {"rt": ("trial", rt.ravel(), {"units": "s"}), "response": ("trial", np.full(rt.size, "1")),
-         "correct": ("trial", rng.random(rt.size) < 0.8)},
-        coords={"subject": ("trial", np.repeat([f"p{j}" for j in range(N_SUBJECTS)], N_STIMULI)),
-                "stimulus_id": ("trial", np.tile(ids, N_SUBJECTS)), "condition": ("trial", np.full(rt.size, "")),
-                "session": ("trial", np.full(rt.size, "1")),
-                "trial_index": ("trial", np.tile(np.arange(N_STIMULI), N_SUBJECTS))},
-        attrs={"exclusions": []})
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def toy_dataset():
-    spec = DatasetSpec(id="toy-digit-rts", kind="human_trials", description="toy", folder="toy",
-                       source=PROVENANCE["source"], license="CC0", citation="none", load=toy_trials,
-                       load_stimuli=toy_stimuli)
-    registry.register(spec)
-    yield spec
-    registry._RUNTIME.pop(spec.id, None)
+    """'toy-digit-rts' (60 digits, synthetic RTs) registered for this process and any worker it starts."""
+    import os
+
+    from brainres.data.registry import PLUGINS_ENV
+    from brainres.testing import TOY_PLUGIN
+
+    before = os.environ.get(PLUGINS_ENV)
+    os.environ[PLUGINS_ENV] = TOY_PLUGIN
+    yield
+    if before is None:
+        del os.environ[PLUGINS_ENV]
+    else:
+        os.environ[PLUGINS_ENV] = before
 
 
 PIPELINE = {
-    "run": {"name": "toy"},
+    "run": {"name": "toy", "executor": "in-process"},
     "model": [{"name": "tiny", "family": "lattice", "data": "toy-digit-rts", "seeds": [0, 1],
                "lattice": {"max_channels": 4, "max_layers": 1, "max_steps": 3},
                "training": {"epochs": 1, "batch_size": 32}}],
@@ -64,7 +44,7 @@ PIPELINE = {
 }
 
 
-def test_pipeline_runs_reuses_and_reports(toy_dataset, tmp_path):
+def test_pipeline_runs_reuses_and_reports(tmp_path):
     run_dir = tmp_path / "run"
     report = run_pipeline(parse_pipeline(PIPELINE), run_dir, progress=False, quiet=True)
     html = report.read_text()
@@ -74,12 +54,12 @@ def test_pipeline_runs_reuses_and_reports(toy_dataset, tmp_path):
     assert "time-vs-rt" in results and "occlusion-recurrence" in results
     provenance = json.loads((run_dir / "provenance.json").read_text())
     assert provenance["seeds"] == {"tiny": [0, 1]} and provenance["packages"]["torch"].startswith("2.")
-    assert [t["status"] for t in provenance["tasks"]] == ["ran"] * 6
+    assert [t["status"] for t in provenance["tasks"]] == ["ran"] * 7
     first = {p.name: p.stat().st_mtime_ns for p in run_dir.rglob("*.nc")}
 
     run_pipeline(parse_pipeline(PIPELINE), run_dir, progress=False, quiet=True)
     provenance = json.loads((run_dir / "provenance.json").read_text())
-    assert [t["status"] for t in provenance["tasks"]] == ["reused"] * 6
+    assert [t["status"] for t in provenance["tasks"]] == ["reused"] * 7
     exports = {n: t for n, t in first.items() if n == "measures.nc"}
     assert exports == {n: t for n, t in ((p.name, p.stat().st_mtime_ns) for p in run_dir.rglob("measures.nc"))}
 
@@ -91,7 +71,7 @@ def test_pipeline_runs_reuses_and_reports(toy_dataset, tmp_path):
     assert sum(s == "ran" for s in statuses.values()) == 1
 
 
-def test_stimulus_mismatch_stops_the_run_without_a_result(toy_dataset, tmp_path):
+def test_stimulus_mismatch_stops_the_run_without_a_result(tmp_path):
     mismatched = json.loads(json.dumps(PIPELINE))
     mismatched["export"] = [{"model": "tiny", "stimuli": "digits", "occlusion": [0.0, 0.5]}]
     mismatched["comparison"] = [{"kind": "time-vs-rt", "model": "tiny", "stimuli": "digits", "data": "toy-digit-rts",

@@ -1,0 +1,162 @@
+"""Executing the tasks of a run: in this process, or through Dask.
+
+The task graph is the same either way (train one seed -> export that seed on
+one stimulus set -> one comparison over all seeds). Each task writes its own
+outputs atomically into a folder named by its hash and marks completion with
+``done.json``, so a worker that crashes or is killed loses only its own task:
+Dask reschedules it, and a later rerun does only what is missing.
+
+Executors
+---------
+``in-process``  tasks one after another in this Python process.
+``local``       a ``dask.distributed.LocalCluster`` on this machine: ``workers``
+                processes, each running one task at a time.
+``scheduler``   a running Dask scheduler at ``tcp://HOST:PORT``.
+``slurm``       a ``dask_jobqueue.SLURMCluster`` configured in the pipeline file.
+
+Every task sets ``torch.set_num_threads(threads_per_task)`` before it runs, so
+workers do not oversubscribe the cores and results do not depend on where a
+task ran.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from brainres.data.io import atomic_write_text
+from brainres.errors import BrainresError
+from brainres.pipeline.provenance import now
+from brainres.pipeline.tasks import RUNNERS, Task
+
+
+class EngineError(BrainresError):
+    """The executor could not be started or a task failed."""
+
+
+def execute_task(task: Task, tasks: dict, threads: int, progress: bool = False, *upstream) -> dict:
+    """Run one task and mark it done; ``upstream`` only orders it after its dependencies."""
+    import torch
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    summary = RUNNERS[task.kind](task, tasks, progress)
+    seconds = time.perf_counter() - started
+    atomic_write_text(task.done_path, json.dumps(
+        {"hash": task.hash, "key": task.key, "spec": task.spec, "seconds": seconds, "finished": now(),
+         "summary": summary}, indent=2, default=str))
+    return {"task": task.key, "hash": task.hash, "status": "ran", "seconds": round(seconds, 2)}
+
+
+def _say(message: str, quiet: bool):
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def run_in_process(tasks: list[Task], *, threads: int = 1, progress: bool = True, quiet: bool = False) -> list[dict]:
+    """Run the tasks that are not done, in dependency order, in this process."""
+    by_key = {t.key: t for t in tasks}
+    records = []
+    for number, task in enumerate(tasks, start=1):
+        label = f"[{number}/{len(tasks)}] {task.key}"
+        if task.is_done():
+            _say(f"{label}: finished earlier, reused", quiet)
+            records.append({"task": task.key, "hash": task.hash, "status": "reused"})
+            continue
+        _say(f"{label}: running", quiet)
+        record = execute_task(task, by_key, threads, progress)
+        _say(f"{label}: done in {record['seconds']:.1f} s", quiet)
+        records.append(record)
+    return records
+
+
+def run_on_dask(tasks: list[Task], client, *, threads: int = 1, quiet: bool = False) -> list[dict]:
+    """Submit the tasks that are not done to a Dask client, with their dependencies; wait for all."""
+    from distributed import as_completed
+
+    by_key = {t.key: t for t in tasks}
+    futures, records = {}, {}
+    for task in tasks:
+        if task.is_done():
+            records[task.key] = {"task": task.key, "hash": task.hash, "status": "reused"}
+            continue
+        upstream = [futures[d] for d in task.deps if d in futures]
+        futures[task.key] = client.submit(execute_task, task, by_key, threads, False, *upstream,
+                                          key=f"brainres-{task.kind}-{task.hash[:16]}", pure=False)
+    if getattr(client, "dashboard_link", None) and futures:
+        _say(f"dask dashboard: {client.dashboard_link}", quiet)
+    _say(f"{len(records)} of {len(tasks)} tasks finished earlier; {len(futures)} submitted", quiet)
+    done = len(records)
+    for future in as_completed(list(futures.values())):
+        record = future.result()  # re-raises a task's error here
+        records[record["task"]] = record
+        done += 1
+        _say(f"[{done}/{len(tasks)}] {record['task']}: done in {record['seconds']:.1f} s", quiet)
+    return [records[t.key] for t in tasks]
+
+
+def make_client(executor: str, *, workers: int = 2, scheduler: str | None = None, slurm: dict | None = None,
+                threads: int = 1):
+    """A Dask client for ``executor`` (and the cluster to close, if we started one)."""
+    from distributed import Client, LocalCluster
+
+    if executor == "scheduler":
+        if not scheduler:
+            raise EngineError("the 'scheduler' executor needs an address, e.g. tcp://127.0.0.1:8786")
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except OSError as err:
+            raise EngineError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
+    if executor == "local":
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0" if _has_bokeh() else None)
+        return Client(cluster), cluster
+    if executor == "slurm":
+        cluster = slurm_cluster(slurm or {}, threads)
+        return Client(cluster), cluster
+    raise EngineError(f"unknown executor {executor!r}; use in-process, local, scheduler or slurm")
+
+
+def slurm_cluster(options: dict, threads_per_task: int = 1):
+    """A ``dask_jobqueue.SLURMCluster`` from the pipeline's ``[run.slurm]`` table, scaled to ``jobs``.
+
+    Each job runs ``cores // threads_per_task`` worker processes that take one
+    task at a time (``--nthreads 1``); every task uses ``threads_per_task``
+    torch threads, so a job's cores are used without oversubscription.
+    """
+    from dask_jobqueue import SLURMCluster
+
+    options = dict(options)
+    jobs = int(options.pop("jobs", 1))
+    cores = int(options.get("cores", 1))
+    options.setdefault("processes", max(1, cores // threads_per_task))
+    options["worker_extra_args"] = [*options.get("worker_extra_args", []), "--nthreads", "1"]
+    cluster = SLURMCluster(**options)
+    cluster.scale(jobs=jobs)
+    return cluster
+
+
+def _has_bokeh() -> bool:
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_tasks(tasks: list[Task], *, executor: str = "in-process", workers: int = 2, threads: int = 1,
+              scheduler: str | None = None, slurm: dict | None = None, progress: bool = True,
+              quiet: bool = False) -> list[dict]:
+    """Run the tasks with the chosen executor; returns one record per task."""
+    if executor == "in-process":
+        return run_in_process(tasks, threads=threads, progress=progress, quiet=quiet)
+    if all(t.is_done() for t in tasks):  # nothing to do: no cluster needed
+        return run_in_process(tasks, threads=threads, progress=progress, quiet=quiet)
+    client, cluster = make_client(executor, workers=workers, scheduler=scheduler, slurm=slurm, threads=threads)
+    try:
+        return run_on_dask(tasks, client, threads=threads, quiet=quiet)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
