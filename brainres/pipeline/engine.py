@@ -84,7 +84,7 @@ def run_on_dask(tasks: list[Task], client, *, threads: int = 1, quiet: bool = Fa
         upstream = [futures[d] for d in task.deps if d in futures]
         futures[task.key] = client.submit(execute_task, task, by_key, threads, False, *upstream,
                                           key=f"brainres-{task.kind}-{task.hash[:16]}", pure=False)
-    if getattr(client, "dashboard_link", None) and futures:
+    if futures and "dashboard" in client.scheduler_info().get("services", {}):
         _say(f"dask dashboard: {client.dashboard_link}", quiet)
     _say(f"{len(records)} of {len(tasks)} tasks finished earlier; {len(futures)} submitted", quiet)
     done = len(records)
