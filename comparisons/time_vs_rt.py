@@ -117,7 +117,7 @@ def run(
             if "model_time_z" in row.statistic:
                 results.append(row.replace(extra={**row.extra, "label": "mixed model: log RT per SD of model time"}))
 
-    ceiling = float(np.sqrt(max(reliability.estimate, 0)))
+    ceiling = float(np.sqrt(reliability.estimate)) if reliability.estimate > 0 else float("nan")
     figure = xr.Dataset(
         {
             "x": ("point", model_mean), "y": ("point", human_mean),
@@ -129,7 +129,8 @@ def run(
             "x_label": f"model {readout.replace('_', ' ')} (mean over {model_matrix.shape[0]} seeds; bars: range)",
             "y_label": "human mean RT (s)",
             "annotation": f"{method} r = {fmt(analytic.estimate)}, 95% CI [{fmt(results[1].ci_low)}, "
-                          f"{fmt(results[1].ci_high)}]\nceiling (sqrt reliability) = {fmt(ceiling)}",
+                          f"{fmt(results[1].ci_high)}]\nceiling (sqrt reliability) = "
+                          + (fmt(ceiling) if ceiling == ceiling else "n/a (reliability <= 0)"),
             "caption": f"Each point is a stimulus. Red: least-squares line. Interval: bootstrap over seeds and stimuli.",
         },
     )

@@ -15,14 +15,16 @@ STYLE = """
 body { font-family: Georgia, serif; max-width: 60rem; margin: 2rem auto; color: #222; line-height: 1.45; }
 h1, h2, h3 { font-family: Helvetica, Arial, sans-serif; }
 table { border-collapse: collapse; font-size: 0.8rem; margin: 0.5rem 0 1rem; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.2rem 0.5rem; text-align: right; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.2rem 0.5rem; text-align: right; vertical-align: top; }
+td:first-child { min-width: 16rem; }
+.table { overflow-x: auto; }
 th:first-child, td:first-child { text-align: left; }
 figure { margin: 0.5rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 .note { background: #fff6dd; padding: 0.4rem 0.7rem; border-left: 3px solid #e0b000; }
 pre { background: #f6f6f6; padding: 0.6rem; overflow-x: auto; font-size: 0.75rem; }
 """
 
-TABLE_COLUMNS = ("statistic", "estimate", "ci_low", "ci_high", "interval", "p_value", "n", "n_resamples",
+TABLE_COLUMNS = ("label", "statistic", "estimate", "ci_low", "ci_high", "interval", "p_value", "n", "n_resamples",
                  "seed", "resampled")
 
 
@@ -40,7 +42,7 @@ def _table(result) -> str:
                 value = "" if value != value else f"{value:.4g}"
             cells.append(f"<td>{html.escape(str(value))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    return f"<div class='table'><table><tr>{head}</tr>{''.join(rows)}</table></div>"
 
 
 def _figure(name, figure) -> str:

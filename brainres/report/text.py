@@ -28,7 +28,8 @@ def number(value: float, bounded: bool = False, digits: int = 2) -> str:
     """Format a number; drop the leading zero of quantities bounded by 1."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    text = f"{value:.{digits}f}"
+    # tiny non-zero values keep two significant digits instead of rounding to 0.00
+    text = f"{value:.2g}" if 0 < abs(value) < 10 ** -digits and "e" not in f"{value:.2g}" else f"{value:.{digits}f}"
     if bounded:
         text = text.replace("0.", ".", 1) if abs(value) < 1 else text
     return text

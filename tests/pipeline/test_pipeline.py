@@ -27,6 +27,22 @@ def toy_dataset():
         os.environ[PLUGINS_ENV] = before
 
 
+def assert_images_decode(html: str):
+    """Every embedded figure is a real PNG of a sensible size (no broken images)."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    sources = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert sources
+    for source in sources:
+        with Image.open(io.BytesIO(base64.b64decode(source))) as image:
+            image.load()
+            assert image.format == "PNG" and image.size[0] > 300 and image.size[1] > 200
+
+
 PIPELINE = {
     "run": {"name": "toy", "executor": "in-process"},
     "model": [{"name": "tiny", "family": "lattice", "data": "toy-digit-rts", "seeds": [0, 1],
@@ -49,6 +65,7 @@ def test_pipeline_runs_reuses_and_reports(tmp_path):
     report = run_pipeline(parse_pipeline(PIPELINE), run_dir, progress=False, quiet=True)
     html = report.read_text()
     assert html.count("data:image/png;base64,") == 4  # scatter, occlusion, two speed-accuracy figures
+    assert_images_decode(html)
     assert "95% CI [" in html and "Methods" in html and "Provenance" in html
     results = (run_dir / "results.csv").read_text()
     assert "time-vs-rt" in results and "occlusion-recurrence" in results
