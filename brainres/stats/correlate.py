@@ -7,11 +7,9 @@ seeds, stimuli and subjects (crossed) with the engine in
 :mod:`brainres.stats.resample`, and :func:`permutation_correlation` tests by
 permuting stimulus labels.
 
-The batched kernels (:func:`weighted_pearson`, :func:`weighted_spearman`,
-:func:`weighted_kendall`) take stimulus weights ``(batch, n)`` so that a
-bootstrap resample (weights = counts / n) is evaluated without copying data;
-ranks are average ranks over the resampled data, so the ties that resampling
-with replacement creates are handled as ``scipy.stats.rankdata`` would.
+The resampled statistics use the weighted kernels of
+:mod:`brainres.stats.kernels`, so a bootstrap resample (weights = counts / n)
+is evaluated without copying data.
 
 Array axes: model measures are ``(n_seeds, n_stimuli)`` (or ``(n_stimuli,)``),
 human measures ``(n_subjects, n_stimuli)`` (or ``(n_stimuli,)``), NaN = missing
@@ -28,6 +26,15 @@ import xarray as xr
 from scipy import stats as sps
 
 from brainres.errors import BrainresError, StimulusMismatchError
+from brainres.stats.kernels import (
+    is_uniform,
+    rank_plan,
+    spearman_fixed,
+    spearman_rows_uniform,
+    weighted_kendall,
+    weighted_pearson,
+    weighted_ranks,
+)
 from brainres.stats.resample import crossed_bootstrap, permutation_test
 from brainres.stats.result import StatResult
 
@@ -37,145 +44,6 @@ AGGREGATES = ("seed_mean", "mean_of_seeds")
 
 class CorrelationInputError(BrainresError, ValueError):
     """Inputs to a correlation that do not fit together."""
-
-
-# --- batched weighted kernels -------------------------------------------------
-
-
-def weighted_pearson(x, y, weights) -> np.ndarray:
-    """Pearson correlation with unit weights, batched over the leading axis.
-
-    Parameters
-    ----------
-    x, y : array_like, shape (batch, n) or (n,)
-    weights : array_like, shape (batch, n) or (n,)
-        Non-negative; a resample's ``counts / n`` reproduces the correlation of
-        the resampled data.
-
-    Returns
-    -------
-    numpy.ndarray, shape (batch,)
-    """
-    x, y, weights = (np.atleast_2d(np.asarray(a, dtype=float)) for a in (x, y, weights))
-    # Shift by the unweighted mean first so the one-pass sums below do not cancel.
-    x = x - x.mean(axis=1, keepdims=True)
-    y = y - y.mean(axis=1, keepdims=True)
-    shape = np.broadcast_shapes(x.shape, y.shape, weights.shape)
-    x, y, weights = (np.broadcast_to(a, shape) for a in (x, y, weights))
-    weighted_x, weighted_y = weights * x, weights * y
-    total = weights.sum(axis=1)
-    sum_x, sum_y = weighted_x.sum(axis=1), weighted_y.sum(axis=1)
-    covariance = np.einsum("ij,ij->i", weighted_x, y) - sum_x * sum_y / total
-    variance_x = np.einsum("ij,ij->i", weighted_x, x) - sum_x**2 / total
-    variance_y = np.einsum("ij,ij->i", weighted_y, y) - sum_y**2 / total
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = covariance / np.sqrt(variance_x * variance_y)
-    return np.clip(r, -1.0, 1.0)
-
-
-def weighted_ranks(values, weights, order=None) -> np.ndarray:
-    """Average ranks of ``values`` in the data where unit ``i`` appears ``weights[i]`` times.
-
-    Returns ranks in weight units (``sum of weights below + half the weight of
-    the tie group``), an affine map of scipy's average ranks of the expanded
-    data, which is all a rank correlation needs.
-
-    Parameters
-    ----------
-    values : array_like, shape (batch, n) or (n,)
-    weights : array_like, shape (batch, n) or (n,)
-    order : numpy.ndarray, optional
-        ``argsort(values)`` when already known; pass it for 1-d ``values``
-        that stay fixed across a batch so they are sorted once.
-
-    Returns
-    -------
-    numpy.ndarray, shape (batch, n)
-    """
-    values = np.asarray(values, dtype=float)
-    weights = np.atleast_2d(np.asarray(weights, dtype=float))
-    if values.ndim == 2 and values.shape[0] == 1:
-        values = values[0]
-    if values.ndim == 1:
-        # One set of values for the whole batch: sort once, permute columns.
-        order = np.argsort(values) if order is None else np.asarray(order).reshape(-1)
-        sorted_values = values[order][None, :]
-        sorted_weights = weights[:, order]
-        sorted_ranks = _sorted_ranks(sorted_values, sorted_weights)
-        ranks = np.empty_like(sorted_ranks)
-        ranks[:, order] = sorted_ranks
-        return ranks
-    # One set of values per resample: a row-wise sort (the costly part).
-    batch, n = values.shape
-    order = np.argsort(values, axis=1) if order is None else order
-    flat = (order + (np.arange(batch) * n)[:, None]).ravel()
-    sorted_values = np.take(values.ravel(), flat).reshape(batch, n)
-    sorted_weights = np.take(np.broadcast_to(weights, (batch, n)).ravel(), flat).reshape(batch, n)
-    sorted_ranks = _sorted_ranks(sorted_values, sorted_weights)
-    ranks = np.empty(batch * n)
-    ranks[flat] = sorted_ranks.ravel()
-    return ranks.reshape(batch, n)
-
-
-def _sorted_ranks(sorted_values, sorted_weights):
-    """Average weighted ranks of values already in ascending order (ties share a rank)."""
-    cumulative = np.cumsum(sorted_weights, axis=1)
-    tied = sorted_values[:, 1:] == sorted_values[:, :-1]
-    if not tied.any():
-        return cumulative - sorted_weights / 2
-    # Every member of a tie group gets the midpoint of the group's weight span.
-    rows = max(sorted_values.shape[0], sorted_weights.shape[0])
-    n = sorted_weights.shape[1]
-    positions = np.arange(n)
-    tied = np.broadcast_to(tied, (rows, n - 1))
-    is_last = np.concatenate([~tied, np.ones((rows, 1), bool)], axis=1)
-    is_first = np.concatenate([np.ones((rows, 1), bool), ~tied], axis=1)
-    group_last = np.minimum.accumulate(np.where(is_last, positions, n)[:, ::-1], axis=1)[:, ::-1]
-    group_first = np.maximum.accumulate(np.where(is_first, positions, 0), axis=1)
-    end = np.take_along_axis(cumulative, group_last, axis=1)
-    start = np.take_along_axis(cumulative - sorted_weights, group_first, axis=1)
-    return (start + end) / 2
-
-
-def weighted_spearman(x, y, weights, order_x=None, order_y=None) -> np.ndarray:
-    """Spearman correlation (Pearson of average ranks) with unit weights, batched."""
-    weights = np.atleast_2d(np.asarray(weights, dtype=float))
-    rank_x = weighted_ranks(x, weights, order_x)
-    rank_y = weighted_ranks(y, weights, order_y)
-    return weighted_pearson(rank_x, rank_y, weights)
-
-
-def weighted_kendall(x, y, weights, variant: str = "b") -> np.ndarray:
-    """Kendall's tau (``"b"`` or ``"a"``) with unit weights, batched.
-
-    Pairs are weighted by ``w_i * w_j``; duplicates of one unit are tied in
-    both variables, as in the expanded data. Memory grows as ``batch * n**2``.
-    """
-    x, y, weights = np.broadcast_arrays(*(np.atleast_2d(np.asarray(a, dtype=float)) for a in (x, y, weights)))
-    upper = np.triu(np.ones((x.shape[1], x.shape[1]), bool), 1)
-    sign_x = np.sign(x[:, :, None] - x[:, None, :])
-    sign_y = np.sign(y[:, :, None] - y[:, None, :])
-    pair_weight = weights[:, :, None] * weights[:, None, :] * upper
-    concordance = (pair_weight * sign_x * sign_y).sum(axis=(1, 2))
-    if variant == "a":
-        total = weights.sum(axis=1)
-        # Number of pairs of the expanded data, in weight units.
-        all_pairs = (total**2 - (weights**2).sum(axis=1)) / 2
-        return concordance / all_pairs
-    untied_x = (pair_weight * (sign_x != 0)).sum(axis=(1, 2))
-    untied_y = (pair_weight * (sign_y != 0)).sum(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return concordance / np.sqrt(untied_x * untied_y)
-
-
-def weighted_correlation(x, y, weights, method: str = "spearman") -> np.ndarray:
-    """Dispatch to the weighted kernel of ``method`` ("pearson", "spearman", "kendall")."""
-    _check_method(method)
-    if method == "pearson":
-        return weighted_pearson(x, y, weights)
-    if method == "spearman":
-        return weighted_spearman(x, y, weights)
-    return weighted_kendall(x, y, weights)
 
 
 # --- plain correlations ---------------------------------------------------------
@@ -353,9 +221,9 @@ def correlation_statistic(model, human, *, method: str = "spearman", aggregate: 
         human_fixed = np.nanmean(human, axis=0)
     human_missing = bool(np.isnan(human).any())
     # Sorting once is enough when a side does not change across resamples.
-    human_order = np.argsort(human_fixed)
-    seed_orders = np.argsort(model, axis=1)
-    mean_order = np.argsort(model.mean(axis=0))
+    human_order = rank_plan(human_fixed)
+    seed_orders = [rank_plan(row) for row in model]
+    mean_order = rank_plan(model.mean(axis=0))
 
     def human_side(subject_weights):
         if n_subjects == 1 or np.ptp(subject_weights, axis=None) == 0:
@@ -367,19 +235,28 @@ def correlation_statistic(model, human, *, method: str = "spearman", aggregate: 
     # The engine passes the very same stimulus-weight array to every factor
     # subset of a batch; the human ranks for it are computed once and reused.
     rank_cache = {"key": None, "ranks": None}
+    seed_cache = {}
 
     def kernel(x, y, weights, order_x, order_y):
+        # order_x / order_y: a rank_plan (values fixed across the batch), a
+        # per-row argsort (x only) or None (sort here).
         if method == "pearson":
             return weighted_pearson(x, y, weights)
         if method == "kendall":
             return weighted_kendall(x, y, weights)
-        rank_x = weighted_ranks(x, weights, order_x)
+        if isinstance(order_x, dict) and isinstance(order_y, dict):
+            return spearman_fixed(order_x, order_y, weights)
+        if isinstance(order_y, dict) and order_x is not None and is_uniform(weights):
+            fast = spearman_rows_uniform(x, order_x, order_y)
+            if fast is not None:
+                return fast
+        rank_x = weighted_ranks(x, weights, order_x["order"] if isinstance(order_x, dict) else order_x)
         if order_y is None:
             rank_y = weighted_ranks(y, weights)
         else:
             key = (id(weights), weights.shape)
             if rank_cache["key"] != key or rank_cache["weights"] is not weights:
-                rank_cache.update(key=key, weights=weights, ranks=weighted_ranks(y, weights, order_y))
+                rank_cache.update(key=key, weights=weights, ranks=weighted_ranks(y, weights, order_y["order"]))
             rank_y = rank_cache["ranks"]
         return weighted_pearson(rank_x, rank_y, weights)
 
@@ -393,8 +270,13 @@ def correlation_statistic(model, human, *, method: str = "spearman", aggregate: 
         if aggregate == "seed_mean":
             if n_seeds == 1 or np.ptp(seed_w) == 0:
                 model_values, model_sorted = model.mean(axis=0)[None, :], mean_order
+            elif seed_cache.get("weights") is seed_w:
+                # Same seed draws as the previous factor subset: reuse the sort.
+                model_values, model_sorted = seed_cache["values"], seed_cache["order"]
             else:
-                model_values, model_sorted = seed_w @ model, None
+                model_values = seed_w @ model
+                model_sorted = np.argsort(model_values, axis=1) if method == "spearman" else None
+                seed_cache.update(weights=seed_w, values=model_values, order=model_sorted)
             return kernel(model_values, human_values, stimulus_w, model_sorted, human_sorted)
         per_seed = np.stack(
             [kernel(model[s][None, :], human_values, stimulus_w, seed_orders[s], human_sorted) for s in range(n_seeds)],
@@ -416,7 +298,7 @@ def bootstrap_correlation(
     n_resamples: int = 10_000,
     seed=None,
     ci_level: float = 0.95,
-    interval: str = "bca",
+    interval: str = "bias_corrected",
     correction: str = "dual",
     batch_size: int | None = None,
     keep_distribution: bool = False,
@@ -436,12 +318,21 @@ def bootstrap_correlation(
     resample : sequence of str, optional
         Factors to resample among "seed", "stimulus", "subject"; default every
         factor with more than one unit.
-    n_resamples, seed, ci_level, interval, correction, batch_size, keep_distribution
+    interval : {"bias_corrected", "bca", "percentile"}
+        Default ``bias_corrected``: averaging few noisy seeds or subjects
+        attenuates the correlation, so resamples with repeated seeds/subjects
+        fall mostly below the estimate; the bootstrap bias then estimates the
+        attenuation and the interval is centred on ``estimate - bias``. BCa
+        does the same through ``z0`` but breaks down when nearly all
+        resamples fall on one side (see docs/statistics.md, calibration).
+    n_resamples, seed, ci_level, correction, batch_size, keep_distribution
         See :func:`brainres.stats.resample.crossed_bootstrap`.
 
     Returns
     -------
     StatResult
+        The estimate is the plain correlation of the means; ``extra`` holds
+        ``bootstrap_bias`` and ``bootstrap_se``.
     """
     statistic, sizes = correlation_statistic(model, human, method=method, aggregate=aggregate)
     if resample is None:
@@ -469,6 +360,7 @@ def bootstrap_correlation(
         keep_distribution=keep_distribution,
         statistic_name=f"{method}_{aggregate}",
         n=sizes["stimulus"],
+        bounds=(-1.0, 1.0),
         extra={"n_seeds": sizes["seed"], "n_subjects": sizes["subject"]},
     )
 

@@ -44,7 +44,7 @@ from brainres.stats.result import StatResult
 # factor-sized array; keeps peak memory near 8 * _BATCH_ELEMENTS bytes per array.
 _BATCH_ELEMENTS = 2_000_000
 
-INTERVALS = ("percentile", "bca")
+INTERVALS = ("percentile", "bca", "bias_corrected")
 CORRECTIONS = ("dual", "dual_asymptotic", "none")
 
 
@@ -136,6 +136,9 @@ def bca_interval(
     _check_level(ci_level)
     values = _finite(distribution)
     fraction_below = np.mean(values < estimate)
+    if not 0 < fraction_below < 1:
+        # Every resample on one side of the estimate: BCa is undefined.
+        return math.nan, math.nan
     z0 = special.ndtri(fraction_below)
     acceleration = jackknife_acceleration(jackknife_values)
     alpha = (1 - ci_level) / 2
@@ -144,7 +147,6 @@ def bca_interval(
         shifted = z0 + z_alpha
         levels.append(special.ndtr(z0 + shifted / (1 - acceleration * shifted)))
     if not np.all(np.isfinite(levels)):
-        # All resamples on one side of the estimate: BCa is undefined.
         return math.nan, math.nan
     low, high = np.percentile(values, [100 * levels[0], 100 * levels[1]])
     return float(low), float(high)
@@ -212,6 +214,7 @@ def crossed_bootstrap(
     statistic_name: str = "statistic",
     n: int | None = None,
     extra: dict | None = None,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
 ) -> StatResult:
     """Bootstrap a weighted statistic over any combination of crossed factors.
 
@@ -233,7 +236,12 @@ def crossed_bootstrap(
         Source of every random draw. The counts for the factors are drawn in
         the order of ``resample``, batch after batch.
     ci_level : float, default 0.95
-    interval : {"bca", "percentile"}
+    interval : {"bca", "percentile", "bias_corrected"}
+        ``bias_corrected`` is the percentile interval shifted by twice the
+        bootstrap bias (centred on ``estimate - bias``); it stays usable when
+        nearly every resample falls on one side of the estimate, where BCa
+        breaks down (e.g. resampling a few seeds or subjects whose noise
+        attenuates a correlation).
     correction : {"dual", "dual_asymptotic", "none"}
         Multi-factor variance correction (ignored for one factor): "dual" uses
         the small-sample generalisation of rsatoolbox's dual bootstrap,
@@ -245,6 +253,9 @@ def crossed_bootstrap(
         Store the (corrected) bootstrap distribution in the result.
     statistic_name, n, extra
         Recorded in the result.
+    bounds : (float, float)
+        Range of the statistic (e.g. ``(-1, 1)`` for a correlation); interval
+        ends are clipped to it.
 
     Returns
     -------
@@ -302,15 +313,22 @@ def crossed_bootstrap(
             variances, {f: sizes[f] for f in resample}, small_sample=(correction == "dual")
         )
         scale = math.sqrt(target / crossed_variance) if crossed_variance > 0 else 1.0
-        # Shrink about the estimate: keeps the share of resamples below it (BCa's z0).
-        distribution = estimate + scale * (crossed - estimate)
+        # Shrink the spread about the bootstrap mean; the bias (a shift) is kept.
+        centre = float(np.nanmean(crossed))
+        distribution = centre + scale * (crossed - centre)
+    bias = float(np.nanmean(distribution)) - estimate
 
     if interval == "percentile":
         ci_low, ci_high = percentile_interval(distribution, ci_level)
+    elif interval == "bias_corrected":
+        # Percentile interval moved by twice the bootstrap bias, so that it is
+        # centred on the bias-corrected estimate (estimate - bias).
+        ci_low, ci_high = percentile_interval(distribution - 2 * bias, ci_level)
     else:
         jackknife = [_jackknife(statistic, sizes, factor, batch_size) for factor in resample]
         ci_low, ci_high = bca_interval(distribution, estimate, jackknife, ci_level)
 
+    ci_low, ci_high = (float(np.clip(v, *bounds)) if np.isfinite(v) else v for v in (ci_low, ci_high))
     described = " x ".join(resample)
     method = f"bootstrap over {described}"
     if len(resample) > 1:
@@ -322,8 +340,11 @@ def crossed_bootstrap(
     info = dict(extra or {})
     info["bootstrap_se"] = float(np.nanstd(distribution, ddof=1))
     info["crossed_se"] = math.sqrt(crossed_variance)
+    info["bootstrap_bias"] = bias
     if corrected:
         info["variance_scale"] = scale**2
+    if interval == "bca" and math.isnan(ci_low):
+        info["note"] = "BCa undefined: every resample fell on one side of the estimate; use interval='bias_corrected'"
     n_failed = int(np.sum(~np.isfinite(crossed)))
     if n_failed:
         info["n_failed_resamples"] = n_failed

@@ -152,11 +152,9 @@ def results_to_dataset(results, include_distribution: bool = True) -> xr.Dataset
     data_vars = {}
     for column in table.columns:
         values = table[column].tolist()
-        if column == "seed":
-            # netCDF has no "missing integer"; -1 marks "no integer seed".
-            data_vars[column] = ("result", np.array([-1 if v is None else int(v) for v in values], dtype=np.int64))
-        elif column == "n":
-            data_vars[column] = ("result", np.array([-1 if v is None else int(v) for v in values], dtype=np.int64))
+        if column in ("seed", "n"):
+            # netCDF has no "missing integer"; -1 marks "not recorded".
+            data_vars[column] = ("result", np.array([_int_or_missing(getattr(r, column)) for r in results], dtype=np.int64))
         elif all(isinstance(v, (bool, np.bool_)) for v in values):
             data_vars[column] = ("result", np.array(values, dtype=bool))
         elif all(_is_number(v) for v in values):
@@ -176,6 +174,12 @@ def results_to_dataset(results, include_distribution: bool = True) -> xr.Dataset
     ds["n"].attrs["description"] = "number of observations; -1 if not recorded"
     ds.attrs["description"] = "brainres.stats results, one per entry of dimension 'result'"
     return ds
+
+
+def _int_or_missing(value) -> int:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return -1
+    return int(value)
 
 
 def _is_number(value) -> bool:
