@@ -264,13 +264,13 @@ def crossed_bootstrap(
         ``crossed_se`` (before) and, with a correction, ``variance_scale``.
     """
     sizes = {str(k): int(v) for k, v in sizes.items()}
-    for factor, size in sizes.items():
-        if size < 2:
-            raise ResamplingError(f"factor {factor!r} has {size} unit(s); the bootstrap needs at least 2")
     resample = list(sizes) if resample is None else [str(f) for f in resample]
     unknown = [f for f in resample if f not in sizes]
     if unknown or not resample or len(set(resample)) != len(resample):
         raise ResamplingError(f"resample must name distinct factors among {list(sizes)}, got {resample}")
+    for factor in resample:  # a factor held fixed may have a single unit
+        if sizes[factor] < 2:
+            raise ResamplingError(f"factor {factor!r} has {sizes[factor]} unit(s); the bootstrap needs at least 2")
     if interval not in INTERVALS:
         raise ResamplingError(f"interval must be one of {INTERVALS}, got {interval!r}")
     if correction not in CORRECTIONS:
