@@ -70,7 +70,7 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
     seed_level_slopes = _slopes(levels, time.mean(axis=2))
     results.append(StatResult(statistic="slope", estimate=float(seed_level_slopes.min()), n=len(seeds),
                               method="smallest per-seed slope (no interval)",
-                              extra={"label": "smallest per-seed slope"}))
+                              extra={"label": "smallest per-seed slope", "n_unit": "seeds"}))
 
     conditions = np.unique(data["condition"].values.astype(str)) if "condition" in data.coords else np.array([])
     if conditions.size > 1 and "rt" in data:
@@ -78,7 +78,7 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
             rt = data["rt"].values[data["condition"].values.astype(str) == condition]
             results.append(StatResult(statistic="mean_rt", estimate=float(np.nanmean(rt)),
                                       n=int(np.sum(~np.isnan(rt))), method="mean over trials",
-                                      extra={"label": f"human mean RT, condition {condition}"}))
+                                      extra={"label": f"human mean RT, condition {condition}", "n_unit": "trials"}))
     else:
         notes.append(f"{data.attrs.get('dataset_id', 'The data')} has a single condition; no human RT by condition "
                      "to set against the occlusion levels.")

@@ -88,7 +88,7 @@ def run(model: xr.Dataset, data: xr.Dataset, *, occlusion: float = 0.0, n_resamp
                 lambda w, values=values: w["subject"] @ values, {"subject": int(usable.sum())},
                 n_resamples=n_resamples, seed=seed, ci_level=ci_level, statistic_name="rt_difference",
                 n=int(usable.sum()), interval="percentile",
-                extra={"label": "humans: mean RT on error minus correct trials (s)"}))
+                extra={"label": "humans: mean RT on error minus correct trials (s)", "n_unit": "subjects"}))
 
     rng = np.random.default_rng(seed)
     by_step = correct.mean(axis=1)

@@ -45,6 +45,13 @@ def _table(result) -> str:
     return f"<div class='table'><table><tr>{head}</tr>{''.join(rows)}</table></div>"
 
 
+def _unit(result) -> str:
+    """What ``n`` counts: stated by the comparison, else trials for mixed models, else stimuli."""
+    if "n_unit" in result.extra:
+        return str(result.extra["n_unit"])
+    return "trials" if result.statistic.startswith("mixed_model") else "stimuli"
+
+
 def _figure(name, figure) -> str:
     png = base64.b64encode(draw(figure)).decode("ascii")
     caption = html.escape(figure.attrs.get("caption", name))
@@ -63,7 +70,7 @@ def render_report(*, title: str, comparisons, methods: list[str], provenance: di
             parts.append(f"<p class='note'>{html.escape(note)}</p>")
         for name, figure in result.figures.items():
             parts.append(_figure(name, figure))
-        sentences = [f"<li>{html.escape(r.extra.get('label', r.statistic))}: {apa_sentence(r)}</li>"
+        sentences = [f"<li>{html.escape(r.extra.get('label', r.statistic))}: {apa_sentence(r, unit=_unit(r))}</li>"
                      for r in result.results]
         parts.append(f"<ul>{''.join(sentences)}</ul>")
         parts.append(_table(result))
