@@ -3,8 +3,9 @@
 Two curves per seed, at the unoccluded level: accuracy when forced to answer
 at step t, and accuracy when answering at the first step whose cumulative
 halting probability reaches a threshold q, alongside the mean step that costs.
-Reported: per seed, the accuracy gained from step 1 to the last step (bootstrap
-over stimuli); the difference in model time between stimuli the model gets
+Reported: per seed, the accuracy at the median halting step against chance
+(exact binomial test, Clopper-Pearson interval) and the accuracy gained from
+step 1 to the last step (bootstrap over stimuli); the difference in model time between stimuli the model gets
 wrong and right (seed-mean, bootstrap over stimuli); and the human analogue,
 mean RT on error minus correct trials (bootstrap over subjects).
 """
@@ -15,7 +16,10 @@ import numpy as np
 import xarray as xr
 
 from brainres.compare import Comparison, ComparisonResult, match_stimuli
+from scipy.stats import binomtest
+
 from brainres.stats import crossed_bootstrap
+from brainres.stats.result import StatResult
 from brainres.comparisons._common import ComparisonError, fmt, per_subject
 
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
@@ -59,6 +63,19 @@ def run(model: xr.Dataset, data: xr.Dataset, *, occlusion: float = 0.0, n_resamp
     # model time on stimuli the model gets wrong vs right (answer = prediction at the median halting step)
     answered_correct = picked["halted_correct"].transpose("seed", "stimulus_id").values.astype(float) \
         if "halted_correct" in picked else correct[:, :, -1]
+    n_classes = picked.sizes.get("class_index")
+    if n_classes:
+        chance = 1.0 / n_classes
+        for index, model_seed in enumerate(seeds):
+            hits = int(answered_correct[index].sum())
+            test = binomtest(hits, n, chance, alternative="greater")
+            interval = test.proportion_ci(confidence_level=ci_level, method="exact")
+            results.append(StatResult(
+                statistic="accuracy", estimate=hits / n, ci_low=interval.low, ci_high=interval.high,
+                ci_level=ci_level, interval="clopper_pearson", p_value=test.pvalue, n=n,
+                method=f"exact binomial test against chance ({chance:.4f}), one-sided",
+                extra={"model_seed": model_seed, "chance": chance,
+                       "label": f"seed {model_seed}: accuracy at the median halting step (vs chance {chance:.3f})"}))
     error_rate = 1 - answered_correct.mean(axis=0)  # per stimulus, over seeds
     seed_mean_time = time.mean(axis=0)
     if 0 < error_rate.mean() < 1:

@@ -52,6 +52,7 @@ def test_speed_accuracy_recovers_planted_gain_and_slow_errors():
     assert labelled(result, "model: expected steps on errors")[0].ci_low > 0
     human = labelled(result, "humans: mean RT on error")[0]
     assert human.ci_low < 0.15 < human.ci_high and human.resampled == ("subject",)
+    assert not labelled(result, "vs chance")  # the synthetic export has no class list: no chance level
     by_step = result.figures["by_step"]["y"].mean("series").values
     np.testing.assert_allclose(by_step, [0.3, 0.5, 0.7, 0.8, 0.9], atol=0.08)
 
@@ -62,3 +63,13 @@ def test_speed_accuracy_without_effects():
     result = compare("speed-accuracy", model, trials, n_resamples=2000, seed=0)
     for r in labelled(result, "accuracy at step") + labelled(result, "model: expected steps") + labelled(result, "humans"):
         assert r.ci_low < 0 < r.ci_high, r.extra["label"]
+
+
+def test_accuracy_is_tested_against_chance():
+    model = synthetic.export(accuracy_by_step=(0.3, 0.5, 0.7, 0.8, 0.9), seed=3)
+    model = model.assign_coords(class_name=("class_index", [str(i) for i in range(10)]))
+    result = compare("speed-accuracy", model, synthetic.trials_for(model["stimulus_id"].values), n_resamples=200)
+    against_chance = labelled(result, "vs chance 0.100")
+    assert len(against_chance) == 3
+    for r in against_chance:
+        assert r.ci_low < r.estimate < r.ci_high and r.p_value < 1e-6 and r.interval == "clopper_pearson"
