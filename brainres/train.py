@@ -373,7 +373,7 @@ def train_lattice(images, labels, config: TrainConfig, *, run_dir=None, progress
                 predicted = out["logits"].numpy()[np.arange(len(chosen)), median - 1].argmax(axis=1)
             n_correct += int((predicted == train_labels[chosen].numpy()).sum())
             total_loss += float(losses["total"].detach()) * len(chosen)
-            total_task += float(losses["task"]) * len(chosen)
+            total_task += float(losses["task"].detach()) * len(chosen)
         held_out = evaluate(model, images[held_out_index], labels[held_out_index], stimulus_index=held_out_index)
         summary = model.resource_summary()
         row = {

@@ -50,7 +50,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     run.add_argument("--out", required=True, help="root folder of the run folders")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(handler=run_train)
+    parser.set_defaults(func=run_train)
     return parser
 
 
@@ -83,12 +83,29 @@ def run_train(args) -> int:
     load_stimuli = getattr(brainres, "load_stimuli", None)
     if load_stimuli is None:
         raise BrainresError("brainres.load_stimuli is not available in this installation")
-    images, labels, _ = stimuli_to_tensors(load_stimuli(args.dataset), classes=args.classes)
+    stimuli = load_stimuli(args.dataset)
+    images, labels, _ = stimuli_to_tensors(stimuli, classes=args.classes)
     args.in_channels = int(images.shape[1])
     args.n_classes = len(args.classes) if args.classes else int(labels.max()) + 1
     configs = build_configs(args)
     summary = train_many(images, labels, configs, root_dir=args.out, progress=not args.quiet)
+    _record_data(args, stimuli, configs)
     columns = [c for c in ("run", "seed", "lambda_breadth", "lambda_depth", "lambda_time", "held_out_accuracy",
                            "held_out_mean_steps", "active_breadth", "effective_depth") if c in summary]
     print(summary[columns].to_string(index=False), file=sys.stdout)
     return 0
+
+
+def _record_data(args, stimuli, configs) -> None:
+    """Write ``data.json`` (dataset, class names in output order) into every run folder, for ``brainres export``."""
+    import json
+    from pathlib import Path
+
+    from brainres.data.io import atomic_write_text
+    from brainres.train import run_name
+
+    names = [str(c) for c in stimuli["label"].attrs.get("classes", sorted(set(stimuli["category"].values.astype(str))))]
+    classes = [names[c] for c in args.classes] if args.classes else names
+    record = {"data": args.dataset, "classes": classes, "image_size": None}
+    for config in configs:
+        atomic_write_text(Path(args.out) / run_name(config) / "data.json", json.dumps(record, indent=2))

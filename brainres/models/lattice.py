@@ -62,6 +62,13 @@ class LatticeConfig:
         time (step 1 reads shallow features, later steps deeper ones).
         ``"sweep"``: a full bottom-up sweep at every step (layer l sees layer
         l-1 of the same step); time then only adds lateral refinement.
+    halting : {"confidence", "features"}
+        ``"confidence"``: the halting logit at step n is
+        ``slope * certainty_n + bias_n`` with certainty = 1 - normalised
+        entropy of the readout, a learned slope kept positive and a learned
+        bias per step; the network halts when its readout is sure, so halting
+        is input-dependent by construction. ``"features"``: a free linear head
+        on the pooled states, entropy and confidence (PonderNet's form).
     top_down : bool
         Add top-down convolutions from the layer above's previous state.
     lambda_breadth, lambda_depth, lambda_time : float
@@ -89,6 +96,7 @@ class LatticeConfig:
     kernel_size: int = 3
     readout_pool: int = 2
     unrolling: str = "biological"
+    halting: str = "confidence"
     top_down: bool = False
     lambda_breadth: float = 0.0
     lambda_depth: float = 0.0
@@ -109,6 +117,8 @@ class LatticeConfig:
             raise LatticeConfigError(f"n_classes must be at least 2, got {self.n_classes}")
         if self.unrolling not in ("biological", "sweep"):
             raise LatticeConfigError(f"unrolling must be 'biological' or 'sweep', got {self.unrolling!r}")
+        if self.halting not in ("confidence", "features"):
+            raise LatticeConfigError(f"halting must be 'confidence' or 'features', got {self.halting!r}")
         if self.kernel_size % 2 == 0:
             raise LatticeConfigError(f"kernel_size must be odd, got {self.kernel_size}")
         for name in ("lambda_breadth", "lambda_depth", "lambda_time", "beta_kl", "step_loss_weight", "gate_threshold"):
@@ -199,13 +209,18 @@ class _LatticeLayer(nn.Module):
         self.channel_gate = nn.Parameter(torch.ones(channels))
         self.depth_logit = nn.Parameter(torch.tensor(2.0))
 
-    def forward(self, below, previous, above):
+    def update_scale(self) -> torch.Tensor:
+        """Per-channel scale of the residual update: depth gate x channel gates, shape (1, C, 1, 1)."""
+        return (torch.sigmoid(self.depth_logit) * self.channel_gate).view(1, -1, 1, 1)
+
+    def forward(self, below, previous, above, scale=None):
         drive = self.bottom_up(below) + self.lateral(previous)
         if self.top_down is not None and above is not None:
             drive = drive + self.top_down(above)
-        update = F.relu(self.norm(drive)) * self.channel_gate.view(1, -1, 1, 1)
-        # Residual path: with the depth gate closed the layer passes its input on unchanged.
-        return below + torch.sigmoid(self.depth_logit) * update
+        # Residual path: with the depth gate closed (scale 0) the layer passes
+        # its input on unchanged; a zero channel gate silences that channel.
+        scale = self.update_scale() if scale is None else scale
+        return below + F.relu(self.norm(drive)) * scale
 
 
 class LatticeNet(nn.Module):
@@ -224,7 +239,7 @@ class LatticeNet(nn.Module):
     The input is presented at every step. The stem (one conv + ReLU) maps the
     image to ``max_channels`` feature maps once; it is a fixed cost and not
     gated. All layers keep the input's spatial size; the readout average-pools
-    the top layer's state to a small grid (``readout_pool``).
+    every layer's state to a small grid (``readout_pool``) and concatenates them.
     """
 
     def __init__(self, config: LatticeConfig, seed: int | None = None):
@@ -241,10 +256,16 @@ class LatticeNet(nn.Module):
             # The readout sees every layer, so a shallow answer is possible early.
             pooled_size = config.max_layers * channels * config.readout_pool**2
             self.readout = nn.Linear(pooled_size, config.n_classes)
-            # The halting head sees the pooled state and the readout's confidence,
-            # so halting can follow how sure the network is about this stimulus.
-            self.halting_head = nn.Linear(pooled_size + 2, 1)
-            nn.init.constant_(self.halting_head.bias, -1.0)
+            # Halting follows how sure the readout is about this stimulus
+            # (and, for "features", the pooled states themselves).
+            if config.halting == "features":
+                self.halting_head = nn.Linear(pooled_size + 2, 1)
+                nn.init.constant_(self.halting_head.bias, -1.0)
+            else:
+                # softplus(raw) = 6: a readout with certainty 0.9 halts with
+                # probability ~0.8, one with certainty 0.3 with ~0.1.
+                self.halting_slope_raw = nn.Parameter(torch.tensor(6.0 + math.log1p(-math.exp(-6.0))))
+                self.halting_step_bias = nn.Parameter(torch.full((config.max_steps,), -4.0))
         # Later channels pay more, so channels die from the top and the active
         # width is (nearly) a prefix that can be read off by counting.
         self.register_buffer("channel_rank_weight", 2 * torch.arange(1, channels + 1) / (channels + 1))
@@ -264,8 +285,12 @@ class LatticeNet(nn.Module):
     def _initial_states(self, encoded):
         return [torch.zeros_like(encoded) for _ in self.layers]
 
-    def _step(self, encoded, states):
-        """One time step for every layer; returns new states, logits, halting lambda."""
+    def halting_slope(self) -> torch.Tensor:
+        """Slope of the halting logit in the readout's certainty (confidence halting only)."""
+        return F.softplus(self.halting_slope_raw)
+
+    def _advance(self, encoded, states, scales):
+        """One time step of the dynamics for every layer; returns the new states."""
         new_states = []
         biological = self.config.unrolling == "biological"
         for index, layer in enumerate(self.layers):
@@ -274,17 +299,33 @@ class LatticeNet(nn.Module):
             else:
                 below = states[index - 1] if biological else new_states[index - 1]
             above = states[index + 1] if index + 1 < len(states) else None
-            new_states.append(layer(below, states[index], above))
-        pooled = torch.cat(
-            [F.adaptive_avg_pool2d(state, self.config.readout_pool).flatten(1) for state in new_states], dim=1
-        )
+            new_states.append(layer(below, states[index], above, scales[index]))
+        return new_states
+
+    def _pool(self, states):
+        """Readout features of one step: every layer pooled to a small grid, concatenated."""
+        return torch.cat([F.adaptive_avg_pool2d(state, self.config.readout_pool).flatten(1) for state in states], dim=1)
+
+    def _read(self, pooled, step_index):
+        """Logits and conditional halting probability from pooled features.
+
+        ``pooled`` is (..., features) and ``step_index`` an int or a tensor
+        broadcastable to ``pooled.shape[:-1]``. Halting never feeds back into
+        the dynamics, so training reads all steps in one batched call.
+        """
         logits = self.readout(pooled)
-        log_probability = F.log_softmax(logits, dim=1)
-        entropy = -(log_probability.exp() * log_probability).sum(dim=1) / math.log(self.config.n_classes)
-        confidence = log_probability.max(dim=1).values.exp()
-        features = torch.cat([pooled, entropy[:, None], confidence[:, None]], dim=1)
-        halting_lambda = torch.sigmoid(self.halting_head(features)).squeeze(1)
-        return new_states, logits, halting_lambda
+        log_probability = F.log_softmax(logits, dim=-1)
+        entropy = -(log_probability.exp() * log_probability).sum(dim=-1) / math.log(self.config.n_classes)
+        if self.config.halting == "features":
+            confidence = log_probability.max(dim=-1).values.exp()
+            features = torch.cat([pooled, entropy[..., None], confidence[..., None]], dim=-1)
+            halting_logit = self.halting_head(features).squeeze(-1)
+        else:
+            halting_logit = self.halting_slope() * (1 - entropy) + self.halting_step_bias[step_index]
+        return logits, torch.sigmoid(halting_logit)
+
+    def _scales(self):
+        return [layer.update_scale() for layer in self.layers]
 
     def forward(self, images: torch.Tensor, return_latents: bool = False) -> dict:
         """Run all ``max_steps`` steps.
@@ -307,21 +348,21 @@ class LatticeNet(nn.Module):
         self._check_images(images)
         encoded = F.relu(self.stem(images))
         states = self._initial_states(encoded)
-        step_logits, step_lambdas, latents = [], [], []
+        scales = self._scales()
+        step_pooled, latents = [], []
         for _ in range(self.config.max_steps):
-            states, logits, halting_lambda = self._step(encoded, states)
-            step_logits.append(logits)
-            step_lambdas.append(halting_lambda)
+            states = self._advance(encoded, states, scales)
+            step_pooled.append(self._pool(states))
             if return_latents:
                 latents.append([state.mean(dim=(2, 3)) for state in states])
-        halting_lambda = torch.stack(step_lambdas, dim=1)
+        steps = torch.arange(self.config.max_steps)
+        logits, halting_lambda = self._read(torch.stack(step_pooled, dim=1), steps)
         probability = halting_distribution(halting_lambda)
-        steps = torch.arange(1, self.config.max_steps + 1, dtype=probability.dtype)
         out = {
-            "logits": torch.stack(step_logits, dim=1),
+            "logits": logits,
             "halting_lambda": halting_lambda,
             "halting_probability": probability,
-            "expected_steps": (probability * steps).sum(dim=1),
+            "expected_steps": (probability * (steps + 1).to(probability.dtype)).sum(dim=1),
         }
         if return_latents:
             out["latents"] = [
@@ -376,8 +417,18 @@ class LatticeNet(nn.Module):
         breadth = self.breadth_cost()
         depth = self.depth_cost()
         c = self.config
-        total = task + c.step_loss_weight * every_step + c.beta_kl * kl + c.lambda_time * time + c.lambda_breadth * breadth + c.lambda_depth * depth
-        return {"total": total, "task": task, "every_step": every_step, "kl": kl, "time": time, "breadth": breadth, "depth": depth}
+        total = (
+            task
+            + c.step_loss_weight * every_step
+            + c.beta_kl * kl
+            + c.lambda_time * time
+            + c.lambda_breadth * breadth
+            + c.lambda_depth * depth
+        )
+        return {
+            "total": total, "task": task, "every_step": every_step, "kl": kl,
+            "time": time, "breadth": breadth, "depth": depth,
+        }
 
     # -------------------------------------------------------------- read-offs
     @torch.no_grad()
@@ -466,13 +517,15 @@ class LatticeNet(nn.Module):
         batch = images.shape[0]
         encoded = F.relu(self.stem(images))
         states = self._initial_states(encoded)
+        scales = self._scales()
         running = torch.arange(batch)
         still_running_probability = torch.ones(batch)
         halted_mass = torch.zeros(batch)
         final_logits = torch.zeros(batch, self.config.n_classes)
         halting_step = torch.full((batch,), self.config.max_steps, dtype=torch.long)
         for step in range(1, self.config.max_steps + 1):
-            states, logits, halting_lambda = self._step(encoded, states)
+            states = self._advance(encoded, states, scales)
+            logits, halting_lambda = self._read(self._pool(states), step - 1)
             if step == self.config.max_steps:
                 final_logits[running] = logits
                 break

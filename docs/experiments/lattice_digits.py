@@ -1,0 +1,153 @@
+"""Small lattice experiments on sklearn's 8x8 digits (not a test; run by hand).
+
+    BRAINRES_DATA=/work/shared/data /work/venv/bin/python \
+        docs/experiments/lattice_digits.py --out /tmp/lattice_runs
+
+Trains (resumably, one run after another) 3 seeds x 4 settings of lambda_time
+on the 10-class task, and 3 seeds of the base setting (the second lambda_time)
+on an easy 2-class task (digits 0 vs 1), then prints three tables:
+
+1. occlusion: per seed, the mean over held-out stimuli of (steps at 50%
+   occlusion - steps unoccluded), with a 95% percentile bootstrap CI over
+   stimuli (10,000 resamples), for four model-time readouts;
+2. trade-off: accuracy, mean steps, active breadth and effective depth per
+   lambda_time (mean over seeds, and per seed);
+3. difficulty: breadth, depth and steps on the easy vs the hard task per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+import brainres
+from brainres.models.lattice import LatticeConfig
+from brainres.models.occlusion import occlude
+from brainres.models.readouts import readout_table
+from brainres.train import TrainConfig, evaluate, run_name, stimuli_to_tensors, train_lattice
+
+SEEDS = (0, 1, 2)
+LAMBDA_TIMES = (0.0, 0.02, 0.05, 0.2)
+BASE = dict(max_channels=16, max_layers=3, max_steps=6, lambda_breadth=0.05, lambda_depth=0.02, lambda_time=0.02)
+
+
+def config_for(*, seed, n_classes, epochs, base, **changes):
+    model = LatticeConfig(n_classes=n_classes, **{**base, **changes})
+    return TrainConfig(model=model, seed=seed, epochs=epochs, batch_size=32, learning_rate=0.01,
+                       occlusion_levels=(0.0, 0.25, 0.5))
+
+
+def bootstrap_mean_ci(values, *, seed, n_resamples=10_000, level=0.95):
+    """Percentile bootstrap CI of the mean, resampling stimuli with replacement."""
+    rng = np.random.default_rng(seed)
+    values = np.asarray(values, dtype=float)
+    means = values[rng.integers(0, values.size, (n_resamples, values.size))].mean(axis=1)
+    tail = (1 - level) / 2
+    return float(values.mean()), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def model_time_table(model, images, stimulus_index, level):
+    shown = images if level == 0 else occlude(images, level=level, seed=0, stimulus_index=stimulus_index)
+    with torch.no_grad():
+        out = model(shown)
+    return readout_table(logits=out["logits"], halting_probability=out["halting_probability"],
+                         stimulus_id=stimulus_index, entropy_threshold=0.2)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--lambda-breadth", type=float, default=BASE["lambda_breadth"])
+    parser.add_argument("--lambda-depth", type=float, default=BASE["lambda_depth"])
+    parser.add_argument("--lambda-times", type=float, nargs="+", default=list(LAMBDA_TIMES),
+                        help="settings of the trade-off; the second one is the base setting")
+    parser.add_argument("--unrolling", choices=["biological", "sweep"], default="biological")
+    parser.add_argument("--match-updates", action="store_true",
+                        help="train the easy task for as many gradient updates as the hard one (more epochs)")
+    args = parser.parse_args()
+    base = {**BASE, "lambda_breadth": args.lambda_breadth, "lambda_depth": args.lambda_depth,
+            "lambda_time": args.lambda_times[1], "unrolling": args.unrolling}
+    torch.set_num_threads(1)
+    images, labels, _ = stimuli_to_tensors(brainres.load_stimuli("digits"))
+    easy_images, easy_labels, _ = stimuli_to_tensors(brainres.load_stimuli("digits"), classes=[0, 1])
+
+    results = {}
+    for lambda_time in args.lambda_times:
+        for seed in SEEDS:
+            config = config_for(seed=seed, n_classes=10, epochs=args.epochs, base=base, lambda_time=lambda_time)
+            results[("hard", lambda_time, seed)] = train_lattice(images, labels, config, run_dir=args.out / run_name(config))
+    easy_epochs = args.epochs
+    if args.match_updates:  # the same number of batches as a hard run (same split fraction and batch size)
+        easy_epochs = int(round(args.epochs * len(images) / len(easy_images)))
+    for seed in SEEDS:
+        config = config_for(seed=seed, n_classes=2, epochs=easy_epochs, base=base)
+        results[("easy", base["lambda_time"], seed)] = train_lattice(
+            easy_images, easy_labels, config, run_dir=args.out / run_name(config))
+
+    # 1. occlusion effect on the base setting
+    rows = []
+    for seed in SEEDS:
+        result = results[("hard", base["lambda_time"], seed)]
+        held = result.held_out_index
+        clear = model_time_table(result.model, images[held], held, 0.0)
+        occluded = model_time_table(result.model, images[held], held, 0.5)
+        for measure in ("expected_halting_step", "median_halting_step", "entropy_threshold_step", "uncertainty_auc"):
+            mean, low, high = bootstrap_mean_ci(occluded[measure] - clear[measure], seed=seed)
+            rows.append({"seed": seed, "measure": measure, "unoccluded": clear[measure].mean(),
+                         "occluded_50": occluded[measure].mean(), "difference": mean, "ci_low": low, "ci_high": high,
+                         "n_stimuli": len(held)})
+    occlusion = pd.DataFrame(rows)
+
+    # 2. trade-off across lambda_time
+    rows = []
+    for (task, lambda_time, seed), result in results.items():
+        if task != "hard":
+            continue
+        held = result.held_out_index
+        behaviour = evaluate(result.model, images[held], labels[held], stimulus_index=held)
+        occluded = evaluate(result.model, images[held], labels[held], stimulus_index=held, occlusion_level=0.5)
+        summary = result.model.resource_summary()
+        rows.append({"lambda_time": lambda_time, "seed": seed, "accuracy": behaviour["correct"].mean(),
+                     "accuracy_occluded_50": occluded["correct"].mean(),
+                     "mean_steps": behaviour["expected_halting_step"].mean(),
+                     "active_breadth": summary["active_breadth"], "total_channels": sum(summary["active_channels"]),
+                     "effective_depth": summary["effective_depth"], "active_channels": summary["active_channels"]})
+    tradeoff = pd.DataFrame(rows)
+
+    # 3. difficulty: easy (0 vs 1) vs hard (10 classes), same pressures
+    rows = []
+    for task, task_images, task_labels in (("easy", easy_images, easy_labels), ("hard", images, labels)):
+        for seed in SEEDS:
+            result = results[(task, base["lambda_time"], seed)]
+            held = result.held_out_index
+            behaviour = evaluate(result.model, task_images[held], task_labels[held], stimulus_index=held)
+            summary = result.model.resource_summary()
+            rows.append({"task": task, "seed": seed, "epochs": result.config.epochs,
+                         "accuracy": behaviour["correct"].mean(),
+                         "mean_steps": behaviour["expected_halting_step"].mean(),
+                         "active_breadth": summary["active_breadth"], "total_channels": sum(summary["active_channels"]),
+                         "effective_depth": summary["effective_depth"],
+                         "active_channels": summary["active_channels"]})
+    difficulty = pd.DataFrame(rows)
+
+    pd.set_option("display.width", 200)
+    pd.set_option("display.precision", 3)
+    print("== 1. steps at 50% occlusion minus unoccluded (held-out stimuli, 95% bootstrap CI)")
+    print(occlusion.to_string(index=False))
+    print("\n== 2. trade-off across lambda_time (per seed)")
+    print(tradeoff.to_string(index=False))
+    print("\n== 2b. mean over seeds")
+    print(tradeoff.drop(columns=["seed", "active_channels"]).groupby("lambda_time").mean().to_string())
+    print("\n== 3. easy (0 vs 1) vs hard (10 classes)")
+    print(difficulty.to_string(index=False))
+    for name, table in (("occlusion", occlusion), ("tradeoff", tradeoff), ("difficulty", difficulty)):
+        table.to_csv(args.out / f"{name}.csv", index=False)
+
+
+if __name__ == "__main__":
+    main()
