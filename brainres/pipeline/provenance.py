@@ -12,6 +12,29 @@ PACKAGES = ("brainres", "numpy", "scipy", "pandas", "xarray", "torch", "statsmod
             "matplotlib", "pooch")
 
 
+def code_fingerprint() -> str:
+    """SHA-256 over brainres's own Python sources (package, dataset and comparison plug-ins).
+
+    Part of every task's hash: a changed model, export or statistic makes the
+    cached results of earlier code stale, even when the version number did not
+    change (as in an editable install).
+    """
+    import brainres
+    import brainres.comparisons
+    import brainres.datasets
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for package in (brainres, brainres.datasets, brainres.comparisons):
+        root = Path(package.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            if package is brainres and path.relative_to(root).parts[0] in ("datasets", "comparisons"):
+                continue
+            digest.update(f"{package.__name__}/{path.relative_to(root).as_posix()}\n".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in PACKAGES:
@@ -54,6 +77,7 @@ def provenance(pipeline, tasks_record: list[dict]) -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": package_versions(),
+        "code_sha256": code_fingerprint(),
         "data": dataset_checksums(datasets),
         "seeds": {m.name: list(m.seeds) for m in pipeline.models},
         "tasks": tasks_record,

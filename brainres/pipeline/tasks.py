@@ -44,13 +44,16 @@ class Task:
 
 def build_tasks(pipeline, run_dir) -> list[Task]:
     """All tasks of ``pipeline`` in dependency order, with hashes and folders."""
+    from brainres.pipeline.provenance import code_fingerprint
+
     run_dir = Path(run_dir)
     tasks: dict[str, Task] = {}
+    code = code_fingerprint()
 
     def add(task: Task, subfolder: str):
         dep_hashes = [tasks[d].hash for d in task.deps]
         task.hash = canonical_hash({"kind": task.kind, "spec": task.spec, "deps": dep_hashes,
-                                    "brainres": brainres.__version__})
+                                    "brainres": brainres.__version__, "code": code})
         task.folder = run_dir / subfolder / f"{task.key.split('/', 1)[1].replace('/', '__')}-{task.hash[:12]}"
         tasks[task.key] = task
 
