@@ -30,7 +30,8 @@ from brainres.data.schema import validate
 from brainres.data.stream import StreamingWriter
 from brainres.errors import BrainresError
 from brainres.models import readouts
-from brainres.models.lattice import LatticeNet, canonical_hash
+from brainres.hashing import canonical_hash
+from brainres.models.lattice import LatticeNet
 from brainres.models.occlusion import occlude
 
 

@@ -182,3 +182,24 @@ def _toy_spec():
 
 TOY_TRIALS = _toy_spec()
 TOY_PLUGIN = "brainres.testing:TOY_TRIALS"  # for BRAINRES_DATASET_PLUGINS
+
+
+_TOY_OPTIONS = {
+    "time-vs-rt": {"n_resamples": 300, "n_splits": 20, "mixed_model": False},
+    "occlusion-recurrence": {"n_resamples": 300},
+    "speed-accuracy": {"n_resamples": 300},
+}
+
+
+def toy_pipeline(*, epochs: int = 1, seeds=(0, 1), comparisons=tuple(_TOY_OPTIONS), executor: str = "in-process") -> dict:
+    """A pipeline mapping small enough for tests: a tiny lattice on 'toy-digit-rts' (set TOY_PLUGIN)."""
+    data = "toy-digit-rts"
+    return {
+        "run": {"name": "toy", "executor": executor},
+        "model": [{"name": "tiny", "family": "lattice", "data": data, "seeds": list(seeds),
+                   "lattice": {"max_channels": 4, "max_layers": 1, "max_steps": 3},
+                   "training": {"epochs": epochs, "batch_size": 16 if epochs > 1 else 32}}],
+        "export": [{"model": "tiny", "stimuli": data, "occlusion": [0.0, 0.5]}],
+        "comparison": [{"kind": kind, "model": "tiny", "stimuli": data, "data": data,
+                        "options": dict(_TOY_OPTIONS[kind])} for kind in comparisons],
+    }

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 import brainres
 from brainres.data.schema import validate
 from brainres.errors import BrainresError
+from brainres.hashing import canonical_hash
 from brainres.models.elm import ELMNetwork
 from brainres.models.elm import parameter_count as _model_parameter_count
 from brainres.stats import crossed_bootstrap
@@ -125,8 +126,7 @@ class Config:
 
     def config_hash(self) -> str:
         """SHA-256 of the canonical (sorted, compact) JSON of :meth:`to_dict`."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+        return canonical_hash(self.to_dict())
 
     def pressures(self, *, n_inputs: int, n_outputs: int) -> dict:
         """The resource knobs and the exact parameter count they imply."""

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import sys
 
 import numpy as np
@@ -31,6 +29,7 @@ from tqdm.auto import tqdm
 import brainres
 from brainres.data.schema import validate
 from brainres.errors import BrainresError
+from brainres.hashing import canonical_hash
 from brainres.models.plasticity import (
     ACTIVATIONS,
     INSERTIONS,
@@ -223,8 +222,7 @@ class Config:
 
     def config_hash(self) -> str:
         """SHA-256 of the canonical JSON (sorted keys, no spaces) of :meth:`to_dict`."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return canonical_hash(self.to_dict())
 
     def change_steps(self) -> tuple[int, ...]:
         """Training steps (from 1) before whose gradient a change event happens."""

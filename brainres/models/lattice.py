@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import math
 
 import torch
@@ -29,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from brainres.errors import BrainresError
+from brainres.hashing import canonical_hash  # noqa: F401  (re-exported: export and pipeline use it)
 
 
 class LatticeConfigError(BrainresError, ValueError):
@@ -157,10 +156,6 @@ class LatticeConfig:
         return canonical_hash(self.to_dict())
 
 
-def canonical_hash(values: dict) -> str:
-    """SHA-256 hex digest of ``values`` as canonical JSON (sorted keys, no spaces)."""
-    text = json.dumps(values, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def halting_distribution(halting_lambda: torch.Tensor) -> torch.Tensor:

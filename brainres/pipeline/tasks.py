@@ -16,7 +16,7 @@ import numpy as np
 
 import brainres
 from brainres.data.io import atomic_write_text
-from brainres.models.lattice import canonical_hash
+from brainres.hashing import canonical_hash
 
 DONE = "done.json"
 

@@ -14,23 +14,11 @@ from brainres.data.io import read_netcdf
 from brainres.data.registry import PLUGINS_ENV
 from brainres.pipeline.config import parse_pipeline
 from brainres.pipeline.run import run_pipeline
-from brainres.testing import TOY_PLUGIN
+from brainres.testing import TOY_PLUGIN, toy_pipeline
 
 pytest.importorskip("distributed")
 
-PIPELINE = {
-    "run": {"name": "toy", "executor": "in-process", "workers": 2},
-    "model": [{"name": "tiny", "family": "lattice", "data": "toy-digit-rts", "seeds": [0, 1],
-               "lattice": {"max_channels": 4, "max_layers": 1, "max_steps": 3},
-               "training": {"epochs": 2, "batch_size": 16}}],
-    "export": [{"model": "tiny", "stimuli": "toy-digit-rts", "occlusion": [0.0, 0.5]}],
-    "comparison": [
-        {"kind": "time-vs-rt", "model": "tiny", "stimuli": "toy-digit-rts", "data": "toy-digit-rts",
-         "options": {"n_resamples": 300, "n_splits": 20, "mixed_model": False}},
-        {"kind": "occlusion-recurrence", "model": "tiny", "stimuli": "toy-digit-rts", "data": "toy-digit-rts",
-         "options": {"n_resamples": 300}},
-    ],
-}
+PIPELINE = toy_pipeline(epochs=2, comparisons=("time-vs-rt", "occlusion-recurrence"))
 
 
 @pytest.fixture(scope="module", autouse=True)

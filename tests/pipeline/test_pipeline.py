@@ -9,6 +9,7 @@ import xarray as xr
 from brainres.errors import StimulusMismatchError
 from brainres.pipeline.config import PipelineError, parse_pipeline
 from brainres.pipeline.run import run_pipeline
+from brainres.testing import toy_pipeline
 
 @pytest.fixture(scope="module", autouse=True)
 def toy_dataset():
@@ -43,21 +44,7 @@ def assert_images_decode(html: str):
             assert image.format == "PNG" and image.size[0] > 300 and image.size[1] > 200
 
 
-PIPELINE = {
-    "run": {"name": "toy", "executor": "in-process"},
-    "model": [{"name": "tiny", "family": "lattice", "data": "toy-digit-rts", "seeds": [0, 1],
-               "lattice": {"max_channels": 4, "max_layers": 1, "max_steps": 3},
-               "training": {"epochs": 1, "batch_size": 32}}],
-    "export": [{"model": "tiny", "stimuli": "toy-digit-rts", "occlusion": [0.0, 0.5]}],
-    "comparison": [
-        {"kind": "time-vs-rt", "model": "tiny", "stimuli": "toy-digit-rts", "data": "toy-digit-rts",
-         "options": {"n_resamples": 300, "n_splits": 20, "mixed_model": False}},
-        {"kind": "occlusion-recurrence", "model": "tiny", "stimuli": "toy-digit-rts", "data": "toy-digit-rts",
-         "options": {"n_resamples": 300}},
-        {"kind": "speed-accuracy", "model": "tiny", "stimuli": "toy-digit-rts", "data": "toy-digit-rts",
-         "options": {"n_resamples": 300}},
-    ],
-}
+PIPELINE = toy_pipeline()
 
 
 def test_pipeline_runs_reuses_and_reports(tmp_path):
