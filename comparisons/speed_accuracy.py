@@ -69,7 +69,8 @@ def run(model: xr.Dataset, data: xr.Dataset, *, occlusion: float = 0.0, n_resamp
         for index, model_seed in enumerate(seeds):
             hits = int(answered_correct[index].sum())
             test = binomtest(hits, n, chance, alternative="greater")
-            interval = test.proportion_ci(confidence_level=ci_level, method="exact")
+            # a two-sided interval for the accuracy itself; the p-value asks "above chance?"
+            interval = binomtest(hits, n, chance).proportion_ci(confidence_level=ci_level, method="exact")
             results.append(StatResult(
                 statistic="accuracy", estimate=hits / n, ci_low=interval.low, ci_high=interval.high,
                 ci_level=ci_level, interval="clopper_pearson", p_value=test.pvalue, n=n,
