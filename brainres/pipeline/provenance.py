@@ -12,26 +12,46 @@ PACKAGES = ("brainres", "numpy", "scipy", "pandas", "xarray", "torch", "statsmod
             "matplotlib", "pooch")
 
 
-def code_fingerprint() -> str:
-    """SHA-256 over brainres's own Python sources (package, dataset and comparison plug-ins).
+# The sources each kind of task depends on (its upstream tasks' hashes cover the rest), so
+# that changing a comparison does not retrain models while changing a model does.
+TASK_SOURCES = {
+    "train": ("brainres/models", "brainres/train.py", "brainres/hashing.py", "brainres/data", "datasets"),
+    "export": ("brainres/export.py", "brainres/models", "brainres/data", "datasets"),
+    "compare": ("brainres/compare.py", "brainres/stats", "comparisons", "brainres/data", "datasets"),
+}
 
-    Part of every task's hash: a changed model, export or statistic makes the
-    cached results of earlier code stale, even when the version number did not
-    change (as in an editable install).
-    """
+
+def _source_files():
+    """(label, path) of every Python source of brainres and its plug-in folders."""
     import brainres
     import brainres.comparisons
     import brainres.datasets
     from pathlib import Path
 
-    digest = hashlib.sha256()
-    for package in (brainres, brainres.datasets, brainres.comparisons):
+    for package, label in ((brainres, "brainres"), (brainres.datasets, "datasets"),
+                           (brainres.comparisons, "comparisons")):
         root = Path(package.__file__).parent
         for path in sorted(root.rglob("*.py")):
-            if package is brainres and path.relative_to(root).parts[0] in ("datasets", "comparisons"):
-                continue
-            digest.update(f"{package.__name__}/{path.relative_to(root).as_posix()}\n".encode())
-            digest.update(path.read_bytes())
+            relative = path.relative_to(root).as_posix()
+            if label == "brainres" and relative.split("/")[0] in ("datasets", "comparisons"):
+                continue  # an installed layout may nest them; they are hashed under their own label
+            yield f"{label}/{relative}", path
+
+
+def code_fingerprint(kind: str | None = None) -> str:
+    """SHA-256 over the Python sources a kind of task depends on (all of brainres when ``kind`` is None).
+
+    Part of every task's hash: changed model, export or statistics code makes the
+    cached results of earlier code stale, even when the version number did not
+    change (as in an editable install).
+    """
+    prefixes = TASK_SOURCES.get(kind) if kind else None
+    digest = hashlib.sha256()
+    for label, path in _source_files():
+        if prefixes and not any(label == p or label.startswith(p.rstrip("/") + "/") for p in prefixes):
+            continue
+        digest.update(f"{label}\n".encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

@@ -48,12 +48,12 @@ def build_tasks(pipeline, run_dir) -> list[Task]:
 
     run_dir = Path(run_dir)
     tasks: dict[str, Task] = {}
-    code = code_fingerprint()
+    code = {kind: code_fingerprint(kind) for kind in RUNNERS}
 
     def add(task: Task, subfolder: str):
         dep_hashes = [tasks[d].hash for d in task.deps]
         task.hash = canonical_hash({"kind": task.kind, "spec": task.spec, "deps": dep_hashes,
-                                    "brainres": brainres.__version__, "code": code})
+                                    "brainres": brainres.__version__, "code": code[task.kind]})
         task.folder = run_dir / subfolder / f"{task.key.split('/', 1)[1].replace('/', '__')}-{task.hash[:12]}"
         tasks[task.key] = task
 

@@ -100,3 +100,15 @@ def test_bad_pipelines_name_the_key(change, message):
     change(broken)
     with pytest.raises(PipelineError, match=message):
         parse_pipeline(broken)
+
+
+def test_code_fingerprints_follow_what_each_task_depends_on():
+    from brainres.pipeline.provenance import TASK_SOURCES, _source_files, code_fingerprint
+
+    labels = [label for label, _ in _source_files()]
+    assert "comparisons/time_vs_rt.py" in labels and "brainres/models/lattice.py" in labels
+    covered = {kind: [l for l in labels if any(l == p or l.startswith(p + "/") for p in prefixes)]
+               for kind, prefixes in TASK_SOURCES.items()}
+    assert "comparisons/time_vs_rt.py" in covered["compare"] and "comparisons/time_vs_rt.py" not in covered["train"]
+    assert "brainres/models/lattice.py" in covered["train"] and "brainres/stats/resample.py" not in covered["train"]
+    assert len({code_fingerprint(kind) for kind in TASK_SOURCES} | {code_fingerprint()}) == 4
