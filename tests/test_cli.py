@@ -77,3 +77,12 @@ def test_validate_reports_violations(tmp_path, capsys):
     encode_for_netcdf(ds).to_netcdf(tmp_path / "bad.nc", engine="h5netcdf")
     assert main(["validate", str(tmp_path / "bad.nc")]) == 2
     assert "missing variable 'response'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_rsa_demo_end_to_end(data_root, tmp_path, capsys):
+    out_dir = tmp_path / "rsa"
+    assert main(["demo", "--pipeline", "rsa", "--out", str(out_dir), "--quiet"]) == 0
+    results = (out_dir / "results.csv").read_text()
+    assert "latents-vs-neural" in results and "noise_ceiling_lower" in results
