@@ -52,3 +52,16 @@ def per_subject(trials: xr.Dataset, value: str = "rt", *, correct_only: bool = F
 
 def fmt(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def bootstrap_bands(values: np.ndarray, *, seed: int, ci_level: float = 0.95, n_draws: int = 1000):
+    """Percentile band over stimuli (last axis) of the mean of ``values``: for figures only.
+
+    The estimates a comparison reports carry their own intervals from the
+    statistics engine; these bands just show the spread in the plots.
+    """
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, values.shape[-1], size=(n_draws, values.shape[-1]))
+    boot = values[..., draws].mean(axis=-1)
+    alpha = 100 * (1 - ci_level) / 2
+    return np.percentile(boot, alpha, axis=-1), np.percentile(boot, 100 - alpha, axis=-1)

@@ -18,7 +18,7 @@ import xarray as xr
 from brainres.compare import Comparison, ComparisonResult, match_stimuli
 from brainres.stats import crossed_bootstrap
 from brainres.stats.result import StatResult
-from brainres.comparisons._common import READOUTS, ComparisonError, fmt
+from brainres.comparisons._common import READOUTS, ComparisonError, bootstrap_bands, fmt
 
 
 def _slopes(levels: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -84,13 +84,7 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
                      "to set against the occlusion levels.")
 
     stimulus_mean = time.mean(axis=2)  # (seed, level)
-    low = np.empty_like(stimulus_mean)
-    high = np.empty_like(stimulus_mean)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(shared), size=(1000, len(shared)))  # bands only; the estimates above carry the CIs
-    for s in range(len(seeds)):
-        boot = time[s][:, draws].mean(axis=2)  # (level, draw)
-        low[s], high[s] = np.percentile(boot, [100 * (1 - ci_level) / 2, 100 * (1 + ci_level) / 2], axis=1)
+    low, high = bootstrap_bands(time, seed=seed, ci_level=ci_level)  # (seed, level)
     figure = xr.Dataset(
         {"y": (("series", "x"), stimulus_mean), "y_low": (("series", "x"), low), "y_high": (("series", "x"), high)},
         coords={"series": [f"seed {s}" for s in seeds], "x": levels},

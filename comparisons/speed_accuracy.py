@@ -20,17 +20,9 @@ from scipy.stats import binomtest
 
 from brainres.stats import crossed_bootstrap
 from brainres.stats.result import StatResult
-from brainres.comparisons._common import ComparisonError, fmt, per_subject
+from brainres.comparisons._common import ComparisonError, bootstrap_bands, fmt, per_subject
 
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
-
-
-def _bands(values: np.ndarray, rng, ci_level: float, n_draws: int = 1000):
-    """Percentile band over stimuli of the mean of ``values[..., stimulus]`` (figure bands only)."""
-    draws = rng.integers(0, values.shape[-1], size=(n_draws, values.shape[-1]))
-    boot = values[..., draws].mean(axis=-1)
-    alpha = 100 * (1 - ci_level) / 2
-    return np.percentile(boot, alpha, axis=-1), np.percentile(boot, 100 - alpha, axis=-1)
 
 
 def run(model: xr.Dataset, data: xr.Dataset, *, occlusion: float = 0.0, n_resamples: int = 10_000, seed: int = 0,
@@ -108,9 +100,8 @@ def run(model: xr.Dataset, data: xr.Dataset, *, occlusion: float = 0.0, n_resamp
                 n=int(usable.sum()), interval="percentile",
                 extra={"label": "humans: mean RT on error minus correct trials (s)", "n_unit": "subjects"}))
 
-    rng = np.random.default_rng(seed)
     by_step = correct.mean(axis=1)
-    low, high = _bands(np.transpose(correct, (0, 2, 1)), rng, ci_level)
+    low, high = bootstrap_bands(np.transpose(correct, (0, 2, 1)), seed=seed, ci_level=ci_level)
     accuracy_figure = xr.Dataset(
         {"y": (("series", "x"), by_step), "y_low": (("series", "x"), low), "y_high": (("series", "x"), high)},
         coords={"series": [f"seed {s}" for s in seeds], "x": steps.astype(float)},
@@ -120,7 +111,7 @@ def run(model: xr.Dataset, data: xr.Dataset, *, occlusion: float = 0.0, n_resamp
     exit_step = np.stack([np.argmax(cumulative >= q - 1e-9, axis=2) for q in THRESHOLDS], axis=1)  # (seed, q, stim)
     exit_correct = np.take_along_axis(np.transpose(correct, (0, 2, 1))[:, None, :, :].repeat(len(THRESHOLDS), 1),
                                       exit_step[:, :, None, :], axis=2)[:, :, 0, :]
-    low, high = _bands(exit_correct, rng, ci_level)
+    low, high = bootstrap_bands(exit_correct, seed=seed + 1, ci_level=ci_level)
     threshold_figure = xr.Dataset(
         {"y": (("series", "x"), exit_correct.mean(axis=2)), "y_low": (("series", "x"), low),
          "y_high": (("series", "x"), high), "mean_exit_step": (("series", "x"), (exit_step + 1).mean(axis=2))},

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from brainres.data.io import atomic_path, atomic_write_text
 from brainres.pipeline.config import parse_pipeline
@@ -75,4 +74,4 @@ def write_run_report(run_dir, *, pipeline=None, tasks=None) -> Path:
                         methods=_methods(pipeline, tasks), provenance=provenance)
 
 
-__all__ = ["write_run_report", "pd"]
+__all__ = ["write_run_report"]

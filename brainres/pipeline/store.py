@@ -7,8 +7,6 @@ import json
 import math
 from pathlib import Path
 
-import xarray as xr
-
 from brainres.compare import ComparisonResult
 from brainres.data.io import atomic_write_text, read_netcdf, write_netcdf
 from brainres.stats.result import StatResult
@@ -66,4 +64,4 @@ def results_frame(results):
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
-__all__ = ["load_result", "results_frame", "save_result", "xr"]
+__all__ = ["load_result", "results_frame", "save_result"]
