@@ -14,7 +14,8 @@ Executors
 ``scheduler``   a running Dask scheduler at ``tcp://HOST:PORT``.
 ``slurm``       a ``dask_jobqueue.SLURMCluster`` configured in the pipeline file.
 
-Every task sets ``torch.set_num_threads(threads_per_task)`` before it runs, so
+Every task sets ``torch.set_num_threads(threads_per_task)`` (and numba's thread
+count, used by the statistics kernels) before it runs, so
 workers do not oversubscribe the cores and results do not depend on where a
 task ran.
 """
@@ -37,9 +38,11 @@ class EngineError(BrainresError):
 
 def execute_task(task: Task, tasks: dict, threads: int, progress: bool = False, *upstream) -> dict:
     """Run one task and mark it done; ``upstream`` only orders it after its dependencies."""
+    import numba
     import torch
 
     torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # the statistics kernels
     started = time.perf_counter()
     summary = RUNNERS[task.kind](task, tasks, progress)
     seconds = time.perf_counter() - started

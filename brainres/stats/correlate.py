@@ -26,15 +26,7 @@ import xarray as xr
 from scipy import stats as sps
 
 from brainres.errors import BrainresError, StimulusMismatchError
-from brainres.stats.kernels import (
-    is_uniform,
-    rank_plan,
-    spearman_fixed,
-    spearman_rows_uniform,
-    weighted_kendall,
-    weighted_pearson,
-    weighted_ranks,
-)
+from brainres.stats.kernels import compiled, rank_plan, spearman_fixed, weighted_kendall, weighted_pearson
 from brainres.stats.resample import crossed_bootstrap, permutation_test
 from brainres.stats.result import StatResult
 
@@ -221,44 +213,37 @@ def correlation_statistic(model, human, *, method: str = "spearman", aggregate: 
         human_fixed = np.nanmean(human, axis=0)
     human_missing = bool(np.isnan(human).any())
     # Sorting once is enough when a side does not change across resamples.
-    human_order = rank_plan(human_fixed)
-    seed_orders = [rank_plan(row) for row in model]
-    mean_order = rank_plan(model.mean(axis=0))
+    human_plan = rank_plan(human_fixed)
+    seed_plans = [rank_plan(row) for row in model]
+    mean_plan = rank_plan(model.mean(axis=0))
+    model = np.ascontiguousarray(model)
+    seed_cache = {}
 
     def human_side(subject_weights):
         if n_subjects == 1 or np.ptp(subject_weights, axis=None) == 0:
-            return human_fixed[None, :], human_order
+            return human_fixed[None, :], human_plan
+        counts = _as_counts(subject_weights)
         with np.errstate(invalid="ignore", divide="ignore"):
-            values = (subject_weights @ human_filled) / (subject_weights @ observed)
+            values = (counts @ human_filled) / (counts @ observed)
         return values, None
 
-    # The engine passes the very same stimulus-weight array to every factor
-    # subset of a batch; the human ranks for it are computed once and reused.
-    rank_cache = {"key": None, "ranks": None}
-    seed_cache = {}
+    def seed_means(seed_w):
+        """Resampled seed sums of the model measure (ranked per row for Spearman);
+        the engine passes the same seed draws to every factor subset of a
+        batch, so they are computed and sorted once."""
+        if seed_cache.get("weights") is not seed_w:
+            # Seed sums rather than means: one scale per row changes no
+            # correlation, and integer counts keep tied measures exactly tied.
+            values = np.ascontiguousarray(_as_counts(seed_w) @ model)
+            seed_cache.update(weights=seed_w, plan=rank_plan(values) if method == "spearman" else values)
+        return seed_cache["plan"]
 
-    def kernel(x, y, weights, order_x, order_y):
-        # order_x / order_y: a rank_plan (values fixed across the batch), a
-        # per-row argsort (x only) or None (sort here).
+    def kernel(x, plan_x, y, plan_y, weights):
         if method == "pearson":
             return weighted_pearson(x, y, weights)
         if method == "kendall":
             return weighted_kendall(x, y, weights)
-        if isinstance(order_x, dict) and isinstance(order_y, dict):
-            return spearman_fixed(order_x, order_y, weights)
-        if isinstance(order_y, dict) and order_x is not None and is_uniform(weights):
-            fast = spearman_rows_uniform(x, order_x, order_y)
-            if fast is not None:
-                return fast
-        rank_x = weighted_ranks(x, weights, order_x["order"] if isinstance(order_x, dict) else order_x)
-        if order_y is None:
-            rank_y = weighted_ranks(y, weights)
-        else:
-            key = (id(weights), weights.shape)
-            if rank_cache["key"] != key or rank_cache["weights"] is not weights:
-                rank_cache.update(key=key, weights=weights, ranks=weighted_ranks(y, weights, order_y["order"]))
-            rank_y = rank_cache["ranks"]
-        return weighted_pearson(rank_x, rank_y, weights)
+        return spearman_fixed(plan_x or rank_plan(x), plan_y or rank_plan(y), weights)
 
     def statistic(weights):
         seed_w, stimulus_w, subject_w = weights["seed"], weights["stimulus"], weights["subject"]
@@ -267,22 +252,40 @@ def correlation_statistic(model, human, *, method: str = "spearman", aggregate: 
         if human_missing:
             stimulus_w = np.where(np.isnan(human_values), 0.0, stimulus_w)
             human_values = np.nan_to_num(human_values)
+            human_sorted = None if human_sorted is None else rank_plan(human_values)
         if aggregate == "seed_mean":
             if n_seeds == 1 or np.ptp(seed_w) == 0:
-                model_values, model_sorted = model.mean(axis=0)[None, :], mean_order
-            elif seed_cache.get("weights") is seed_w:
-                # Same seed draws as the previous factor subset: reuse the sort.
-                model_values, model_sorted = seed_cache["values"], seed_cache["order"]
-            else:
-                model_values = seed_w @ model
-                model_sorted = np.argsort(model_values, axis=1) if method == "spearman" else None
-                seed_cache.update(weights=seed_w, values=model_values, order=model_sorted)
-            return kernel(model_values, human_values, stimulus_w, model_sorted, human_sorted)
+                return kernel(mean_plan.values, mean_plan, human_values, human_sorted, stimulus_w)
+            means = seed_means(seed_w)
+            if method == "spearman":
+                return kernel(means.values, means, human_values, human_sorted, stimulus_w)
+            return kernel(means, None, human_values, human_sorted, stimulus_w)
         per_seed = np.stack(
-            [kernel(model[s][None, :], human_values, stimulus_w, seed_orders[s], human_sorted) for s in range(n_seeds)],
+            [kernel(model[s][None, :], seed_plans[s], human_values, human_sorted, stimulus_w) for s in range(n_seeds)],
             axis=1,
         )
         return (seed_w * per_seed).sum(axis=1)
+
+    if method == "spearman" and aggregate == "seed_mean":
+        usable = (~np.isnan(human_fixed)).astype(float)
+        filled_plan = rank_plan(np.nan_to_num(human_fixed))
+
+        def evaluate_subsets(counts, subsets):
+            """All factor subsets of one batch in one compiled pass (see crossed_bootstrap)."""
+            wanted = set().union(*subsets)
+            if "subject" in wanted or not wanted <= {"seed", "stimulus"}:
+                return None  # subjects resampled: the general path
+            batch = next(iter(counts.values())).shape[0]
+            empty = np.empty((0, 1), dtype=np.int32)
+            rows = compiled().seed_stimulus_spearman(
+                model, counts.get("seed", empty), counts.get("stimulus", empty), filled_plan.values[0],
+                filled_plan.order[0], mean_plan.values[0], mean_plan.order[0], usable,
+            )
+            by_subset = {frozenset(["seed", "stimulus"]): rows[0], frozenset(["seed"]): rows[1],
+                         frozenset(["stimulus"]): rows[2]}
+            return {subset: by_subset[subset][:batch] for subset in subsets}
+
+        statistic.evaluate_subsets = evaluate_subsets
 
     sizes = {"seed": n_seeds, "stimulus": n_stimuli, "subject": n_subjects}
     return statistic, sizes
@@ -346,6 +349,9 @@ def bootstrap_correlation(
         for f in fixed:
             full[f] = np.ones((batch, 1))
         return statistic(full)
+
+    if hasattr(statistic, "evaluate_subsets"):
+        active_statistic.evaluate_subsets = statistic.evaluate_subsets
 
     return crossed_bootstrap(
         active_statistic,
@@ -454,6 +460,24 @@ def dataarray_inputs(model: xr.DataArray, human: xr.DataArray):
 
 
 # --- helpers --------------------------------------------------------------------
+
+
+def _as_counts(weights):
+    """Integer counts behind resampling weights (``counts / n``, leave-one-out, equal).
+
+    Weighted means of integer-valued measures (steps, correct answers) must
+    stay exactly tied when their units are, which float weights like 0.1 do
+    not guarantee; integer counts do. Weights that are not proportional to
+    integers are returned unchanged.
+    """
+    weights = np.atleast_2d(weights)
+    smallest = np.where(weights > 0, weights, np.inf).min(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = weights / smallest
+    counts = np.rint(scaled)
+    if np.all(np.isfinite(scaled)) and np.allclose(scaled, counts, rtol=0, atol=1e-6):
+        return counts
+    return weights
 
 
 def _check_method(method):

@@ -7,10 +7,13 @@ duplicated units; ranks are average ranks of that expanded data, so the ties
 created by drawing with replacement are handled as ``scipy.stats.rankdata``
 handles them. A vector that stays fixed across resamples is sorted once
 (:func:`rank_plan`) and ranked per resample without sorting
-(:func:`spearman_fixed`).
+(:func:`spearman_fixed`). The rank kernels run compiled
+(:mod:`brainres.stats.compiled`).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,6 +49,27 @@ def weighted_pearson(x, y, weights) -> np.ndarray:
     return np.clip(r, -1.0, 1.0)
 
 
+class Ranked(NamedTuple):
+    """Values with their row-wise ascending order, ready for the rank kernels.
+
+    ``values`` and ``order`` have shape ``(1, n)`` (one vector shared by a
+    whole batch: sorted once) or ``(batch, n)`` (one per resample).
+    """
+
+    values: np.ndarray
+    order: np.ndarray
+
+
+def rank_plan(values) -> Ranked:
+    """Sort values once per row (a 1-d vector becomes one shared row)."""
+    values = np.ascontiguousarray(np.atleast_2d(np.asarray(values, dtype=float)))
+    if values.shape[0] == 1:
+        order = np.argsort(values[0], kind="stable").astype(np.int32)[None, :]
+    else:
+        order = compiled().argsort_rows(values)
+    return Ranked(values, order)
+
+
 def weighted_ranks(values, weights, order=None) -> np.ndarray:
     """Average ranks of ``values`` in the data where unit ``i`` appears ``weights[i]`` times.
 
@@ -58,149 +82,47 @@ def weighted_ranks(values, weights, order=None) -> np.ndarray:
     values : array_like, shape (batch, n) or (n,)
     weights : array_like, shape (batch, n) or (n,)
     order : numpy.ndarray, optional
-        ``argsort(values)`` when already known; pass it for 1-d ``values``
-        that stay fixed across a batch so they are sorted once.
+        ``argsort(values)`` (row-wise) when already known.
 
     Returns
     -------
     numpy.ndarray, shape (batch, n)
     """
-    values = np.asarray(values, dtype=float)
-    weights = np.atleast_2d(np.asarray(weights, dtype=float))
-    if values.ndim == 2 and values.shape[0] == 1:
-        values = values[0]
-    if values.ndim == 1:
-        # One set of values for the whole batch: sort once, permute columns.
-        order = np.argsort(values) if order is None else np.asarray(order).reshape(-1)
-        sorted_values = values[order][None, :]
-        sorted_weights = weights[:, order]
-        sorted_ranks = _sorted_ranks(sorted_values, sorted_weights)
-        ranks = np.empty_like(sorted_ranks)
-        ranks[:, order] = sorted_ranks
-        return ranks
-    # One set of values per resample: a row-wise sort (the costly part).
-    batch, n = values.shape
-    order = np.argsort(values, axis=1) if order is None else order
-    flat = (order + (np.arange(batch) * n)[:, None]).ravel()
-    sorted_values = np.take(values.ravel(), flat).reshape(batch, n)
-    sorted_weights = np.take(np.broadcast_to(weights, (batch, n)).ravel(), flat).reshape(batch, n)
-    sorted_ranks = _sorted_ranks(sorted_values, sorted_weights)
-    ranks = np.empty(batch * n)
-    ranks[flat] = sorted_ranks.ravel()
-    return ranks.reshape(batch, n)
+    ranked = rank_plan(values) if order is None else _with_order(values, order)
+    return compiled().midranks_rows(ranked.values, ranked.order, _rows(weights))
 
 
-def _sorted_ranks(sorted_values, sorted_weights):
-    """Average weighted ranks of values already in ascending order (ties share a rank)."""
-    cumulative = np.cumsum(sorted_weights, axis=1)
-    tied = sorted_values[:, 1:] == sorted_values[:, :-1]
-    if not tied.any():
-        return cumulative - sorted_weights / 2
-    # Every member of a tie group gets the midpoint of the group's weight span.
-    n = sorted_weights.shape[1]
-    positions = np.arange(n)
-    ones = np.ones((tied.shape[0], 1), bool)
-    is_last = np.concatenate([~tied, ones], axis=1)
-    is_first = np.concatenate([ones, ~tied], axis=1)
-    group_last = np.minimum.accumulate(np.where(is_last, positions, n)[:, ::-1], axis=1)[:, ::-1]
-    group_first = np.maximum.accumulate(np.where(is_first, positions, 0), axis=1)
-    below = cumulative - sorted_weights
-    if tied.shape[0] == 1:
-        # One set of values for the whole batch: the tie groups are shared columns.
-        return (below[:, group_first[0]] + cumulative[:, group_last[0]]) / 2
-    end = np.take_along_axis(cumulative, group_last, axis=1)
-    start = np.take_along_axis(below, group_first, axis=1)
-    return (start + end) / 2
+def spearman_fixed(plan_x: Ranked, plan_y: Ranked, weights) -> np.ndarray:
+    """Weighted Spearman correlation of ranked vectors for a batch of weights.
 
-
-def rank_plan(values) -> dict:
-    """Precomputed sort order and tie groups of a vector that stays fixed across resamples.
-
-    Used by :func:`spearman_fixed` so that a batch of weights is ranked with a
-    column gather and a cumulative sum, without sorting.
+    Each of ``plan_x``, ``plan_y`` and ``weights`` holds one row shared by the
+    batch or one row per resample; nothing is sorted here.
     """
-    values = np.asarray(values, dtype=float).reshape(-1)
-    order = np.argsort(values)
-    sorted_values = values[order]
-    tied = sorted_values[1:] == sorted_values[:-1]
-    plan = {"order": order, "position": np.empty_like(order), "first": None, "last": None}
-    plan["position"][order] = np.arange(order.size)
-    if tied.any():
-        n = order.size
-        positions = np.arange(n)
-        is_last = np.append(~tied, True)
-        is_first = np.insert(~tied, 0, True)
-        plan["last"] = np.minimum.accumulate(np.where(is_last, positions, n)[::-1])[::-1]
-        plan["first"] = np.maximum.accumulate(np.where(is_first, positions, 0))
-    return plan
-
-
-def _ranks_in_plan_order(plan, weights):
-    """Weighted mid-ranks in the plan's sorted order, with the weights in that order."""
-    sorted_weights = weights[:, plan["order"]]
-    cumulative = np.cumsum(sorted_weights, axis=1)
-    if plan["first"] is None:
-        cumulative -= sorted_weights / 2
-        return cumulative, sorted_weights
-    below = cumulative - sorted_weights
-    return (below[:, plan["first"]] + cumulative[:, plan["last"]]) / 2, sorted_weights
-
-
-def spearman_fixed(plan_x, plan_y, weights) -> np.ndarray:
-    """Weighted Spearman correlation of two fixed vectors for a batch of weights.
-
-    Equals :func:`weighted_spearman` but needs no sort: both vectors' orders
-    and tie groups come from :func:`rank_plan`. Works in ``x``'s sorted order
-    and uses that weighted mid-ranks have weighted mean ``total / 2``.
-    """
-    weights = np.atleast_2d(np.asarray(weights, dtype=float))
-    rank_x, weights_x = _ranks_in_plan_order(plan_x, weights)
-    rank_y_sorted, _ = _ranks_in_plan_order(plan_y, weights)
-    # y's ranks brought into x's sorted order.
-    rank_y = rank_y_sorted[:, plan_y["position"][plan_x["order"]]]
-    total = weights_x.sum(axis=1)
-    centre = total**3 / 4
-    weighted_x = weights_x * rank_x
-    covariance = np.einsum("ij,ij->i", weighted_x, rank_y) - centre
-    variance_x = np.einsum("ij,ij->i", weighted_x, rank_x) - centre
-    variance_y = np.einsum("ij,ij->i", weights_x * rank_y, rank_y) - centre
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.clip(covariance / np.sqrt(variance_x * variance_y), -1.0, 1.0)
-
-
-def is_uniform(weights) -> bool:
-    """True for a batch of identical, equal weights (a factor that is not resampled)."""
-    return weights.strides[0] == 0 and np.ptp(weights[0]) == 0
-
-
-def spearman_rows_uniform(x, order_x, plan_y):
-    """Spearman of each row of ``x`` (argsorted in ``order_x``) with a fixed ``y``, equal weights.
-
-    With equal weights the ranks of a tie-free row are just its sort
-    positions, so only ``y``'s ranks need gathering. Returns None when a row
-    has ties (the caller then takes the general path).
-    """
-    batch, n = x.shape
-    flat = (order_x + (np.arange(batch) * n)[:, None]).ravel()
-    sorted_x = np.take(x.ravel(), flat).reshape(batch, n)
-    if (sorted_x[:, 1:] == sorted_x[:, :-1]).any():
-        return None
-    uniform = np.full((1, n), 1.0 / n)
-    rank_y_sorted, _ = _ranks_in_plan_order(plan_y, uniform)
-    rank_y = rank_y_sorted[0, plan_y["position"]]
-    rank_x = (np.arange(n) + 0.5) / n
-    covariance = rank_y[order_x] @ rank_x / n - 0.25
-    variance_x = rank_x @ rank_x / n - 0.25
-    variance_y = rank_y @ rank_y / n - 0.25
-    return np.clip(covariance / np.sqrt(variance_x * variance_y), -1.0, 1.0)
+    return compiled().spearman_rows(plan_x.values, plan_x.order, plan_y.values, plan_y.order, _rows(weights))
 
 
 def weighted_spearman(x, y, weights, order_x=None, order_y=None) -> np.ndarray:
     """Spearman correlation (Pearson of average ranks) with unit weights, batched."""
-    weights = np.atleast_2d(np.asarray(weights, dtype=float))
-    rank_x = weighted_ranks(x, weights, order_x)
-    rank_y = weighted_ranks(y, weights, order_y)
-    return weighted_pearson(rank_x, rank_y, weights)
+    plan_x = rank_plan(x) if order_x is None else _with_order(x, order_x)
+    plan_y = rank_plan(y) if order_y is None else _with_order(y, order_y)
+    return spearman_fixed(plan_x, plan_y, weights)
+
+
+def compiled():
+    """The compiled kernels, imported on first use (numba takes a moment to load)."""
+    from brainres.stats import compiled as module
+
+    return module
+
+
+def _rows(weights):
+    return np.ascontiguousarray(np.atleast_2d(np.asarray(weights, dtype=float)))
+
+
+def _with_order(values, order):
+    values = np.ascontiguousarray(np.atleast_2d(np.asarray(values, dtype=float)))
+    order = np.ascontiguousarray(np.atleast_2d(np.asarray(order)).astype(np.int32))
+    return Ranked(values, order)
 
 
 def weighted_kendall(x, y, weights, variant: str = "b") -> np.ndarray:
@@ -225,14 +147,3 @@ def weighted_kendall(x, y, weights, variant: str = "b") -> np.ndarray:
     untied_y = (pair_weight * (sign_y != 0)).sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
         return concordance / np.sqrt(untied_x * untied_y)
-
-
-def weighted_correlation(x, y, weights, method: str = "spearman") -> np.ndarray:
-    """Dispatch to the weighted kernel of ``method`` ("pearson", "spearman", "kendall")."""
-    if method not in ("pearson", "spearman", "kendall"):
-        raise ValueError(f"method must be 'pearson', 'spearman' or 'kendall', got {method!r}")
-    if method == "pearson":
-        return weighted_pearson(x, y, weights)
-    if method == "spearman":
-        return weighted_spearman(x, y, weights)
-    return weighted_kendall(x, y, weights)

@@ -69,15 +69,23 @@ def as_generator(seed) -> tuple[np.random.Generator, int | None]:
     return np.random.default_rng(int(seed)), int(seed)
 
 
-def draw_counts(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
-    """How often each of ``n`` units is drawn in ``size`` bootstrap resamples.
+def stream_key(rng: np.random.Generator) -> int:
+    """One 64-bit key from ``rng`` that fixes every draw of one factor's bootstrap."""
+    return int(rng.integers(0, 2**64, dtype=np.uint64))
 
-    Draws ``n`` indices with replacement per resample (as an index bootstrap
-    does) and counts them. Returns int64 of shape ``(size, n)``.
+
+def draw_counts(key: int, n: int, size: int, first_row: int = 0) -> np.ndarray:
+    """How often each of ``n`` units is drawn in resamples ``first_row ... first_row + size - 1``.
+
+    Each resample draws ``n`` indices with replacement (as an index bootstrap
+    does) from its own part of a counter-based stream keyed by ``key`` (see
+    :mod:`brainres.stats.compiled`), so a resample's draws do not depend on
+    the batch it falls in or on the number of threads. Returns int32 of
+    shape ``(size, n)``.
     """
-    indices = rng.integers(0, n, size=(size, n))
-    offsets = (np.arange(size) * n)[:, None]
-    return np.bincount((indices + offsets).ravel(), minlength=size * n).reshape(size, n)
+    from brainres.stats.kernels import compiled
+
+    return compiled().bootstrap_counts(np.uint64(key), int(n), int(first_row), int(size))
 
 
 def batch_size_for(n_units: int, requested: int | None = None, per_unit: int = 1) -> int:
@@ -233,8 +241,10 @@ def crossed_bootstrap(
         weights (they are treated as fixed).
     n_resamples : int, default 10000
     seed : int or numpy.random.Generator
-        Source of every random draw. The counts for the factors are drawn in
-        the order of ``resample``, batch after batch.
+        Source of every random draw: one stream key per factor is taken from
+        it, in the order of ``resample``, and resample ``r`` uses part ``r``
+        of each factor's stream (see :func:`draw_counts`). The numbers are
+        the same for any ``batch_size`` and number of threads.
     ci_level : float, default 0.95
     interval : {"bca", "percentile", "bias_corrected"}
         ``bias_corrected`` is the percentile interval shifted by twice the
@@ -256,6 +266,14 @@ def crossed_bootstrap(
     bounds : (float, float)
         Range of the statistic (e.g. ``(-1, 1)`` for a correlation); interval
         ends are clipped to it.
+
+    Notes
+    -----
+    ``statistic`` may also offer ``statistic.evaluate_subsets(counts,
+    subsets)``: given the int32 draw counts ``(batch, n_factor)`` of every
+    resampled factor and the factor subsets the correction needs, it returns
+    ``{subset: values}`` for all of them at once (or None to fall back to
+    one call per subset), so work shared between subsets is done once.
 
     Returns
     -------
@@ -291,16 +309,24 @@ def crossed_bootstrap(
         subsets = [frozenset(c) for k in range(1, len(resample) + 1) for c in itertools.combinations(resample, k)]
     per_batch = batch_size_for(max(sizes.values()), batch_size, per_unit=len(subsets))
     distributions = {s: np.empty(n_resamples) for s in subsets}
+    keys = {f: stream_key(rng) for f in resample}
+    evaluate_subsets = getattr(statistic, "evaluate_subsets", None)
     done = 0
     while done < n_resamples:
         size = min(per_batch, n_resamples - done)
-        counts = {f: draw_counts(rng, sizes[f], size) / sizes[f] for f in resample}
+        counts = {f: draw_counts(keys[f], sizes[f], size, first_row=done) for f in resample}
+        values = evaluate_subsets(counts, subsets) if evaluate_subsets is not None else None
+        if values is None:
+            weights_of = {f: counts[f] / sizes[f] for f in resample}
+            values = {}
+            for subset in subsets:
+                weights = {
+                    f: weights_of[f] if f in subset else np.broadcast_to(uniform[f], (size, sizes[f]))
+                    for f in sizes
+                }
+                values[subset] = statistic(weights)
         for subset in subsets:
-            weights = {
-                f: counts[f] if f in subset else np.broadcast_to(uniform[f], (size, sizes[f]))
-                for f in sizes
-            }
-            distributions[subset][done : done + size] = np.asarray(statistic(weights), dtype=float).reshape(size)
+            distributions[subset][done : done + size] = np.asarray(values[subset], dtype=float).reshape(size)
         done += size
 
     crossed = distributions[frozenset(resample)]

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.spatial.distance import pdist, squareform
 
 from brainres.errors import BrainresError
-from brainres.stats.kernels import rank_plan, spearman_fixed, weighted_kendall, weighted_pearson, weighted_ranks
+from brainres.stats.kernels import compiled, rank_plan, spearman_fixed, weighted_kendall, weighted_pearson, weighted_ranks
 from brainres.stats.resample import crossed_bootstrap
 from brainres.stats.result import StatResult
 
@@ -161,15 +161,15 @@ def _tau_a(a, b):
     return concordance / (n * (n - 1))
 
 
-def _weighted_compare(vector_a, vectors_b, pair_weights, method, n_stimuli, plans_b=None, plan_a=None):
+def _weighted_compare(vector_a, vectors_b, pair_weights, method, n_stimuli):
     """Weighted comparison of one vector with each of ``vectors_b``: ``(batch, n_b)``."""
     if method == "kendall_tau_a":
         # tau-a needs entry counts: pair weights times n_stimuli**2 are c_i * c_j.
         counts = np.rint(pair_weights * n_stimuli**2)
         return np.stack([weighted_kendall(vector_a, b, counts, variant="a") for b in vectors_b], axis=1)
     if method == "spearman":
-        plan_a = rank_plan(vector_a) if plan_a is None else plan_a
-        plans_b = [rank_plan(b) for b in vectors_b] if plans_b is None else plans_b
+        plan_a = rank_plan(vector_a)
+        plans_b = [rank_plan(b) for b in vectors_b]
         return np.stack([spearman_fixed(plan_a, plan_b, pair_weights) for plan_b in plans_b], axis=1)
     if method == "pearson":
         return np.stack([weighted_pearson(vector_a, b, pair_weights) for b in vectors_b], axis=1)
@@ -265,10 +265,21 @@ def rdm_comparison_statistic(model_rdm, data_rdms, *, method: str = "spearman"):
     data_plans = [rank_plan(v) for v in data_vectors] if method == "spearman" else None
     model_plan = rank_plan(model_vector) if method == "spearman" else None
 
+    rows32, cols32 = rows.astype(np.int32), cols.astype(np.int32)
+    data_orders = np.concatenate([plan.order for plan in data_plans]) if method == "spearman" else None
+
     def statistic(weights):
         stimulus_w, rdm_w = weights["stimulus"], weights["rdm"]
-        pair_weights = stimulus_w[:, rows] * stimulus_w[:, cols]
-        comparisons = _weighted_compare(model_vector, data_vectors, pair_weights, method, n_stimuli, data_plans, model_plan)
+        if stimulus_w.strides[0] == 0:
+            stimulus_w = stimulus_w[:1]  # stimuli not resampled: compare once
+        if method == "spearman":
+            comparisons = compiled().spearman_pairs(
+                model_plan.values[0], model_plan.order[0], data_vectors, data_orders,
+                np.ascontiguousarray(stimulus_w), rows32, cols32,
+            )
+        else:
+            pair_weights = stimulus_w[:, rows] * stimulus_w[:, cols]
+            comparisons = _weighted_compare(model_vector, data_vectors, pair_weights, method, n_stimuli)
         return (rdm_w * comparisons).sum(axis=1)
 
     return statistic, {"stimulus": n_stimuli, "rdm": data_vectors.shape[0]}

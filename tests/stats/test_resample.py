@@ -12,12 +12,39 @@ from brainres.stats.resample import (
 )
 
 
-def test_counts_are_an_index_bootstrap_of_the_same_draws():
-    counts = draw_counts(np.random.default_rng(5), 7, 4)
-    indices = np.random.default_rng(5).integers(0, 7, size=(4, 7))
-    assert counts.sum(axis=1).tolist() == [7] * 4
-    for row, drawn in zip(counts, indices):
-        assert row.tolist() == np.bincount(drawn, minlength=7).tolist()
+def test_counts_are_multinomial_and_independent_of_batching():
+    counts = draw_counts(12345, 7, 200_000)
+    assert counts.dtype == np.int32 and (counts.sum(axis=1) == 7).all()
+    # Each count is Binomial(7, 1/7): mean 1, variance 6/7; counts in a row
+    # are negatively correlated (-1/6), as in a multinomial draw.
+    assert np.abs(counts.mean(axis=0) - 1).max() < 0.01
+    assert np.abs(counts.var(axis=0) - 6 / 7).max() < 0.015
+    assert np.corrcoef(counts[:, 0], counts[:, 1])[0, 1] == pytest.approx(-1 / 6, abs=0.01)
+    # Every index is drawn equally often overall (chi-square against uniform).
+    chi2 = sps.chisquare(counts.sum(axis=0)).pvalue
+    assert chi2 > 1e-4
+    # A resample's draws depend on its row only, not on the batch it is in.
+    assert (draw_counts(12345, 7, 5, first_row=100) == counts[100:105]).all()
+    assert not (draw_counts(12346, 7, 5, first_row=100) == counts[100:105]).all()
+
+
+def test_bootstrap_numbers_do_not_depend_on_batch_size_or_threads():
+    import numba
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(2, 120))
+    statistic = lambda w: weighted_spearman(x, y, w["stimulus"])  # noqa: E731
+    reference = crossed_bootstrap(statistic, {"stimulus": 120}, n_resamples=500, seed=3, keep_distribution=True)
+    other = crossed_bootstrap(statistic, {"stimulus": 120}, n_resamples=500, seed=3, batch_size=7,
+                              keep_distribution=True)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        single = crossed_bootstrap(statistic, {"stimulus": 120}, n_resamples=500, seed=3, keep_distribution=True)
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_array_equal(reference.distribution, other.distribution)
+    np.testing.assert_array_equal(reference.distribution, single.distribution)
 
 
 def _mean_statistic(values):
