@@ -144,22 +144,42 @@ def argsort_rows(values):
 
 
 @njit(cache=True, inline="always")
-def _midranks(values, order, weights, ranks, centre):
+def _has_ties(sorted_values):
+    for t in range(1, sorted_values.size):
+        if sorted_values[t] == sorted_values[t - 1]:
+            return True
+    return False
+
+
+@njit(cache=True, inline="always")
+def _midranks(sorted_values, order, weights, ranks, centre, ties):
     """Weighted mid-ranks minus ``centre`` into ``ranks``; returns their weighted sum of squares.
 
-    A unit's mid-rank is the weight strictly below it plus half the weight of
-    its tie group; with ``centre = total weight / 2`` the ranks are centred
-    (weighted mid-ranks have weighted mean ``total / 2``).
+    ``sorted_values`` are the values in ascending order, ``order`` their
+    units (``sorted_values[t] == values[order[t]]``), so ties are found by
+    comparing neighbours; ``ties=False`` (no two values equal) takes a
+    branch-free loop. A unit's mid-rank is the weight strictly below it plus
+    half the weight of its tie group; with ``centre = total weight / 2`` the
+    ranks are centred (weighted mid-ranks have weighted mean ``total / 2``).
     """
     n = order.size
     below = 0.0
     square_sum = 0.0
+    if not ties:
+        for t in range(n):
+            unit = order[t]
+            weight = weights[unit]
+            rank = below + weight / 2 - centre
+            ranks[unit] = rank
+            square_sum += weight * rank * rank
+            below += weight
+        return square_sum
     i = 0
     while i < n:
-        first = values[order[i]]
+        first = sorted_values[i]
         group = weights[order[i]]
         j = i
-        while j + 1 < n and values[order[j + 1]] == first:
+        while j + 1 < n and sorted_values[j + 1] == first:
             j += 1
             group += weights[order[j]]
         rank = below + group / 2 - centre
@@ -172,18 +192,27 @@ def _midranks(values, order, weights, ranks, centre):
 
 
 @njit(cache=True, inline="always")
-def _midrank_products(values, order, weights, other, centre):
+def _midrank_products(sorted_values, order, weights, other, centre, ties):
     """Like :func:`_midranks` without storing: ``(sum w * rank * other, sum w * rank**2)``."""
     n = order.size
     below = 0.0
     product_sum = 0.0
     square_sum = 0.0
+    if not ties:
+        for t in range(n):
+            unit = order[t]
+            weight = weights[unit]
+            rank = below + weight / 2 - centre
+            product_sum += weight * rank * other[unit]
+            square_sum += weight * rank * rank
+            below += weight
+        return product_sum, square_sum
     i = 0
     while i < n:
-        first = values[order[i]]
+        first = sorted_values[i]
         group = weights[order[i]]
         j = i
-        while j + 1 < n and values[order[j + 1]] == first:
+        while j + 1 < n and sorted_values[j + 1] == first:
             j += 1
             group += weights[order[j]]
         rank = below + group / 2 - centre
@@ -217,9 +246,9 @@ def _total(weights):
 def spearman_rows(x, x_order, y, y_order, weights):
     """Weighted Spearman correlation per row.
 
-    ``x``, ``y``, ``weights`` and the orders (``argsort`` of ``x`` and ``y``)
-    have shape ``(1, n)`` or ``(batch, n)``; a single row is shared by every
-    resample. Returns ``(batch,)``.
+    ``x`` and ``y`` are sorted row-wise, with their orders (``argsort``);
+    these and ``weights`` have shape ``(1, n)`` or ``(batch, n)``; a single
+    row is shared by every resample. Returns ``(batch,)``.
     """
     batch = max(x.shape[0], y.shape[0], weights.shape[0])
     n = weights.shape[1]
@@ -233,8 +262,8 @@ def spearman_rows(x, x_order, y, y_order, weights):
             ix = row if x.shape[0] > 1 else 0
             iy = row if y.shape[0] > 1 else 0
             centre = _total(w) / 2
-            square_y = _midranks(y[iy], y_order[iy], w, rank_y, centre)
-            product, square_x = _midrank_products(x[ix], x_order[ix], w, rank_y, centre)
+            square_y = _midranks(y[iy], y_order[iy], w, rank_y, centre, _has_ties(y[iy]))
+            product, square_x = _midrank_products(x[ix], x_order[ix], w, rank_y, centre, _has_ties(x[ix]))
             out[row] = _correlation(product, square_x, square_y)
     return out
 
@@ -244,12 +273,15 @@ def spearman_pairs(x, x_order, ys, y_orders, stimulus_weights, rows, cols):
     """Spearman of one vector over stimulus pairs against several, per resample.
 
     The weight of pair ``p`` is ``stimulus_weights[:, rows[p]] *
-    stimulus_weights[:, cols[p]]`` (an RDM bootstrap over stimuli). ``x`` is
-    ``(n_pairs,)``, ``ys`` is ``(k, n_pairs)``. Returns ``(batch, k)``.
+    stimulus_weights[:, cols[p]]`` (an RDM bootstrap over stimuli). ``x``
+    (sorted, ``(n_pairs,)``) and ``ys`` (each row sorted, ``(k, n_pairs)``)
+    come with their orders. Returns ``(batch, k)``.
     """
     batch = stimulus_weights.shape[0]
     k, n_pairs = ys.shape
     out = np.empty((batch, k))
+    x_ties = _has_ties(x)
+    y_ties = np.array([_has_ties(ys[j]) for j in range(k)])
     n_chunks = _n_chunks(batch)
     for chunk in prange(n_chunks):
         w = np.empty(n_pairs)
@@ -260,16 +292,16 @@ def spearman_pairs(x, x_order, ys, y_orders, stimulus_weights, rows, cols):
             for p in range(n_pairs):
                 w[p] = sw[rows[p]] * sw[cols[p]]
             centre = _total(w) / 2
-            square_x = _midranks(x, x_order, w, rank_x, centre)
+            square_x = _midranks(x, x_order, w, rank_x, centre, x_ties)
             for j in range(k):
-                product, square_y = _midrank_products(ys[j], y_orders[j], w, rank_x, centre)
+                product, square_y = _midrank_products(ys[j], y_orders[j], w, rank_x, centre, y_ties[j])
                 out[row, j] = _correlation(product, square_x, square_y)
     return out
 
 
 @njit(cache=True, parallel=True)
 def midranks_rows(values, order, weights):
-    """Weighted mid-ranks per row; arguments as in :func:`spearman_rows`."""
+    """Weighted mid-ranks per row (``values`` sorted); arguments as in :func:`spearman_rows`."""
     batch = max(values.shape[0], weights.shape[0])
     n = weights.shape[1]
     ranks = np.empty((batch, n))
@@ -278,12 +310,13 @@ def midranks_rows(values, order, weights):
         first, stop = _chunk(chunk, n_chunks, batch)
         for row in range(first, stop):
             i = row if values.shape[0] > 1 else 0
-            _midranks(values[i], order[i], weights[row if weights.shape[0] > 1 else 0], ranks[row], 0.0)
+            _midranks(values[i], order[i], weights[row if weights.shape[0] > 1 else 0], ranks[row], 0.0,
+                      _has_ties(values[i]))
     return ranks
 
 
 @njit(cache=True, parallel=True)
-def seed_stimulus_spearman(model, seed_counts, stimulus_counts, human, human_order, mean, mean_order, usable):
+def seed_stimulus_spearman(model, seed_counts, stimulus_counts, human, human_order, mean, mean_order, usable, wanted):
     """The three bootstraps of a seed x stimulus Spearman correlation in one pass.
 
     Resample ``r`` sums the rows of ``model`` (seeds x stimuli) drawn in
@@ -292,8 +325,9 @@ def seed_stimulus_spearman(model, seed_counts, stimulus_counts, human, human_ord
     (0/1 per stimulus) removes stimuli without a human value. Returns
     ``(3, batch)``: the correlation with both factors resampled, with seeds
     only (every stimulus once) and with stimuli only (``mean``, the mean over
-    all seeds, sorted in ``mean_order``). Rows of a part whose counts are
-    empty (0 rows) are NaN.
+    all seeds). ``human`` and ``mean`` are sorted, with their orders.
+    ``wanted`` (three booleans) says which of the three to compute; the
+    others stay NaN.
     """
     with_seeds = seed_counts.shape[0] > 0
     with_stimuli = stimulus_counts.shape[0] > 0
@@ -302,10 +336,13 @@ def seed_stimulus_spearman(model, seed_counts, stimulus_counts, human, human_ord
     out = np.full((3, batch), np.nan)
     uniform_human = np.empty(n)
     uniform_centre = _total(usable) / 2
-    uniform_square = _midranks(human, human_order, usable, uniform_human, uniform_centre)
+    human_ties = _has_ties(human)
+    mean_ties = _has_ties(mean)
+    uniform_square = _midranks(human, human_order, usable, uniform_human, uniform_centre, human_ties)
     n_chunks = _n_chunks(batch)
     for chunk in prange(n_chunks):
         seed_sum = np.empty(n)
+        seed_sorted = np.empty(n)
         seed_order = np.empty(n, dtype=np.int32)
         bucket_of = np.empty(n, dtype=np.int32)
         starts = np.empty(_BUCKETS_PER_VALUE * n + 1, dtype=np.int64)
@@ -321,17 +358,24 @@ def seed_stimulus_spearman(model, seed_counts, stimulus_counts, human, human_ord
                         for i in range(n):
                             seed_sum[i] += c * model[s, i]
                 _argsort_row(seed_sum, seed_order, bucket_of, starts)
-                product, square = _midrank_products(seed_sum, seed_order, usable, uniform_human, uniform_centre)
-                out[1, row] = _correlation(product, square, uniform_square)
-            if with_stimuli:
+                for t in range(n):
+                    seed_sorted[t] = seed_sum[seed_order[t]]
+                seed_ties = _has_ties(seed_sorted)
+                if wanted[1]:
+                    product, square = _midrank_products(seed_sorted, seed_order, usable, uniform_human,
+                                                        uniform_centre, seed_ties)
+                    out[1, row] = _correlation(product, square, uniform_square)
+            if with_stimuli and (wanted[0] or wanted[2]):
                 total = 0.0
                 for i in range(n):
                     weights[i] = stimulus_counts[row, i] * usable[i]
                     total += weights[i]
-                square_human = _midranks(human, human_order, weights, rank_human, total / 2)
-                if with_seeds:
-                    product, square = _midrank_products(seed_sum, seed_order, weights, rank_human, total / 2)
+                square_human = _midranks(human, human_order, weights, rank_human, total / 2, human_ties)
+                if with_seeds and wanted[0]:
+                    product, square = _midrank_products(seed_sorted, seed_order, weights, rank_human, total / 2,
+                                                        seed_ties)
                     out[0, row] = _correlation(product, square, square_human)
-                product, square = _midrank_products(mean, mean_order, weights, rank_human, total / 2)
-                out[2, row] = _correlation(product, square, square_human)
+                if wanted[2]:
+                    product, square = _midrank_products(mean, mean_order, weights, rank_human, total / 2, mean_ties)
+                    out[2, row] = _correlation(product, square, square_human)
     return out

@@ -272,17 +272,18 @@ def correlation_statistic(model, human, *, method: str = "spearman", aggregate: 
 
         def evaluate_subsets(counts, subsets):
             """All factor subsets of one batch in one compiled pass (see crossed_bootstrap)."""
-            wanted = set().union(*subsets)
-            if "subject" in wanted or not wanted <= {"seed", "stimulus"}:
+            factors = set().union(*subsets)
+            if not factors <= {"seed", "stimulus"}:
                 return None  # subjects resampled: the general path
             batch = next(iter(counts.values())).shape[0]
             empty = np.empty((0, 1), dtype=np.int32)
+            parts = (frozenset(["seed", "stimulus"]), frozenset(["seed"]), frozenset(["stimulus"]))
+            wanted = np.array([part in subsets for part in parts])
             rows = compiled().seed_stimulus_spearman(
-                model, counts.get("seed", empty), counts.get("stimulus", empty), filled_plan.values[0],
-                filled_plan.order[0], mean_plan.values[0], mean_plan.order[0], usable,
+                model, counts.get("seed", empty), counts.get("stimulus", empty), filled_plan.sorted[0],
+                filled_plan.order[0], mean_plan.sorted[0], mean_plan.order[0], usable, wanted,
             )
-            by_subset = {frozenset(["seed", "stimulus"]): rows[0], frozenset(["seed"]): rows[1],
-                         frozenset(["stimulus"]): rows[2]}
+            by_subset = dict(zip(parts, rows))
             return {subset: by_subset[subset][:batch] for subset in subsets}
 
         statistic.evaluate_subsets = evaluate_subsets

@@ -52,12 +52,14 @@ def weighted_pearson(x, y, weights) -> np.ndarray:
 class Ranked(NamedTuple):
     """Values with their row-wise ascending order, ready for the rank kernels.
 
-    ``values`` and ``order`` have shape ``(1, n)`` (one vector shared by a
-    whole batch: sorted once) or ``(batch, n)`` (one per resample).
+    ``values``, ``order`` and ``sorted`` (``values`` in that order) have shape
+    ``(1, n)`` (one vector shared by a whole batch: sorted once) or
+    ``(batch, n)`` (one per resample).
     """
 
     values: np.ndarray
     order: np.ndarray
+    sorted: np.ndarray
 
 
 def rank_plan(values) -> Ranked:
@@ -67,7 +69,7 @@ def rank_plan(values) -> Ranked:
         order = np.argsort(values[0], kind="stable").astype(np.int32)[None, :]
     else:
         order = compiled().argsort_rows(values)
-    return Ranked(values, order)
+    return Ranked(values, order, np.take_along_axis(values, order, axis=1))
 
 
 def weighted_ranks(values, weights, order=None) -> np.ndarray:
@@ -89,7 +91,7 @@ def weighted_ranks(values, weights, order=None) -> np.ndarray:
     numpy.ndarray, shape (batch, n)
     """
     ranked = rank_plan(values) if order is None else _with_order(values, order)
-    return compiled().midranks_rows(ranked.values, ranked.order, _rows(weights))
+    return compiled().midranks_rows(ranked.sorted, ranked.order, _rows(weights))
 
 
 def spearman_fixed(plan_x: Ranked, plan_y: Ranked, weights) -> np.ndarray:
@@ -98,7 +100,7 @@ def spearman_fixed(plan_x: Ranked, plan_y: Ranked, weights) -> np.ndarray:
     Each of ``plan_x``, ``plan_y`` and ``weights`` holds one row shared by the
     batch or one row per resample; nothing is sorted here.
     """
-    return compiled().spearman_rows(plan_x.values, plan_x.order, plan_y.values, plan_y.order, _rows(weights))
+    return compiled().spearman_rows(plan_x.sorted, plan_x.order, plan_y.sorted, plan_y.order, _rows(weights))
 
 
 def weighted_spearman(x, y, weights, order_x=None, order_y=None) -> np.ndarray:
@@ -122,7 +124,7 @@ def _rows(weights):
 def _with_order(values, order):
     values = np.ascontiguousarray(np.atleast_2d(np.asarray(values, dtype=float)))
     order = np.ascontiguousarray(np.atleast_2d(np.asarray(order)).astype(np.int32))
-    return Ranked(values, order)
+    return Ranked(values, order, np.take_along_axis(values, order, axis=1))
 
 
 def weighted_kendall(x, y, weights, variant: str = "b") -> np.ndarray:

@@ -266,7 +266,9 @@ def rdm_comparison_statistic(model_rdm, data_rdms, *, method: str = "spearman"):
     model_plan = rank_plan(model_vector) if method == "spearman" else None
 
     rows32, cols32 = rows.astype(np.int32), cols.astype(np.int32)
-    data_orders = np.concatenate([plan.order for plan in data_plans]) if method == "spearman" else None
+    if method == "spearman":
+        data_orders = np.concatenate([plan.order for plan in data_plans])
+        data_sorted = np.concatenate([plan.sorted for plan in data_plans])
 
     def statistic(weights):
         stimulus_w, rdm_w = weights["stimulus"], weights["rdm"]
@@ -274,7 +276,7 @@ def rdm_comparison_statistic(model_rdm, data_rdms, *, method: str = "spearman"):
             stimulus_w = stimulus_w[:1]  # stimuli not resampled: compare once
         if method == "spearman":
             comparisons = compiled().spearman_pairs(
-                model_plan.values[0], model_plan.order[0], data_vectors, data_orders,
+                model_plan.sorted[0], model_plan.order[0], data_sorted, data_orders,
                 np.ascontiguousarray(stimulus_w), rows32, cols32,
             )
         else:
