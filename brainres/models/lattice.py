@@ -53,8 +53,14 @@ class LatticeConfig:
     kernel_size : int
         Side of the square convolution kernels (odd).
     readout_pool : int
-        The readout sees the top state average-pooled to a
+        With ``readout="pooled"``: every layer's state is average-pooled to a
         ``readout_pool x readout_pool`` grid (1 = global average pooling).
+    readout : {"pooled", "center"}
+        ``"pooled"``: the readout sees every layer, pooled (a shallow answer
+        is possible at once). ``"center"``: it sees only the top layer at the
+        central pixel (2 x 2 for even sizes), a fovea whose receptive field
+        must be built by open layers (depth) or lateral recurrence (time), so
+        depth and time can stand in for each other (docs/lattice.md).
     unrolling : {"biological", "sweep"}
         ``"biological"``: every connection takes one step, so layer l sees
         the layer below as it was at the previous step and depth unfolds in
@@ -94,6 +100,7 @@ class LatticeConfig:
     max_steps: int = 6
     kernel_size: int = 3
     readout_pool: int = 2
+    readout: str = "pooled"
     unrolling: str = "biological"
     halting: str = "confidence"
     top_down: bool = False
@@ -116,6 +123,8 @@ class LatticeConfig:
             raise LatticeConfigError(f"n_classes must be at least 2, got {self.n_classes}")
         if self.unrolling not in ("biological", "sweep"):
             raise LatticeConfigError(f"unrolling must be 'biological' or 'sweep', got {self.unrolling!r}")
+        if self.readout not in ("pooled", "center"):
+            raise LatticeConfigError(f"readout must be 'pooled' or 'center', got {self.readout!r}")
         if self.halting not in ("confidence", "features"):
             raise LatticeConfigError(f"halting must be 'confidence' or 'features', got {self.halting!r}")
         if self.kernel_size % 2 == 0:
@@ -248,8 +257,10 @@ class LatticeNet(nn.Module):
             self.layers = nn.ModuleList(
                 _LatticeLayer(channels, config.kernel_size, config.top_down) for _ in range(config.max_layers)
             )
-            # The readout sees every layer, so a shallow answer is possible early.
+            # "pooled": the readout sees every layer, so a shallow answer is possible early.
             pooled_size = config.max_layers * channels * config.readout_pool**2
+            if config.readout == "center":
+                pooled_size = channels
             self.readout = nn.Linear(pooled_size, config.n_classes)
             # Halting follows how sure the readout is about this stimulus
             # (and, for "features", the pooled states themselves).
@@ -298,7 +309,12 @@ class LatticeNet(nn.Module):
         return new_states
 
     def _pool(self, states):
-        """Readout features of one step: every layer pooled to a small grid, concatenated."""
+        """Readout features of one step: every layer pooled to a small grid, concatenated
+        (or the top layer's central pixels for the "center" readout)."""
+        if self.config.readout == "center":
+            top = states[-1]
+            height, width = top.shape[-2:]
+            return top[..., (height - 1) // 2 : height // 2 + 1, (width - 1) // 2 : width // 2 + 1].mean(dim=(-2, -1))
         return torch.cat([F.adaptive_avg_pool2d(state, self.config.readout_pool).flatten(1) for state in states], dim=1)
 
     def _read(self, pooled, step_index):

@@ -3,9 +3,10 @@
     BRAINRES_DATA=/work/shared/data /work/venv/bin/python \
         docs/experiments/lattice_digits.py --out /tmp/lattice_runs
 
-Trains (resumably, one run after another) 3 seeds x 4 settings of lambda_time
-on the 10-class task, and 3 seeds of the base setting (the second lambda_time)
-on an easy 2-class task (digits 0 vs 1), then prints three tables:
+Trains (resumably, one run after another) the seeds (default 0 1 2) x 4
+settings of lambda_time on the 10-class task, and the same seeds of the base
+setting (the second lambda_time) on an easy 2-class task (digits 0 vs 1), then
+prints three tables:
 
 1. occlusion: per seed, the mean over held-out stimuli of (steps at 50%
    occlusion - steps unoccluded), with a 95% percentile bootstrap CI over
@@ -13,6 +14,13 @@ on an easy 2-class task (digits 0 vs 1), then prints three tables:
 2. trade-off: accuracy, mean steps, active breadth and effective depth per
    lambda_time (mean over seeds, and per seed);
 3. difficulty: breadth, depth and steps on the easy vs the hard task per seed.
+
+The trade-off setting (docs/lattice.md): the readout sees only the top layer's
+central pixels, so its receptive field has to come from depth or time:
+
+    ... lattice_digits.py --out runs/C --unrolling sweep --readout center \
+        --lambda-breadth 0.5 --lambda-depth 0.2 --lambda-times 0 0.01 0.03 0.1 \
+        --match-updates --seeds 0 1 2 3 4 --figure docs/figures/lattice_tradeoff.png
 """
 
 from __future__ import annotations
@@ -30,7 +38,6 @@ from brainres.models.occlusion import occlude
 from brainres.models.readouts import readout_table
 from brainres.train import TrainConfig, evaluate, run_name, stimuli_to_tensors, train_lattice
 
-SEEDS = (0, 1, 2)
 LAMBDA_TIMES = (0.0, 0.02, 0.05, 0.2)
 BASE = dict(max_channels=16, max_layers=3, max_steps=6, lambda_breadth=0.05, lambda_depth=0.02, lambda_time=0.02)
 
@@ -62,36 +69,41 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--lambda-breadth", type=float, default=BASE["lambda_breadth"])
     parser.add_argument("--lambda-depth", type=float, default=BASE["lambda_depth"])
     parser.add_argument("--lambda-times", type=float, nargs="+", default=list(LAMBDA_TIMES),
                         help="settings of the trade-off; the second one is the base setting")
     parser.add_argument("--unrolling", choices=["biological", "sweep"], default="biological")
+    parser.add_argument("--readout", choices=["pooled", "center"], default="pooled",
+                        help="'center': the readout sees only the top layer's central pixels, so its receptive "
+                             "field must come from depth or time (the trade-off setting)")
+    parser.add_argument("--figure", type=Path, help="write the trade-off figure (PNG) here")
     parser.add_argument("--match-updates", action="store_true",
                         help="train the easy task for as many gradient updates as the hard one (more epochs)")
     args = parser.parse_args()
     base = {**BASE, "lambda_breadth": args.lambda_breadth, "lambda_depth": args.lambda_depth,
-            "lambda_time": args.lambda_times[1], "unrolling": args.unrolling}
+            "lambda_time": args.lambda_times[1], "unrolling": args.unrolling, "readout": args.readout}
     torch.set_num_threads(1)
     images, labels, _ = stimuli_to_tensors(brainres.load_stimuli("digits"))
     easy_images, easy_labels, _ = stimuli_to_tensors(brainres.load_stimuli("digits"), classes=[0, 1])
 
     results = {}
     for lambda_time in args.lambda_times:
-        for seed in SEEDS:
+        for seed in args.seeds:
             config = config_for(seed=seed, n_classes=10, epochs=args.epochs, base=base, lambda_time=lambda_time)
             results[("hard", lambda_time, seed)] = train_lattice(images, labels, config, run_dir=args.out / run_name(config))
     easy_epochs = args.epochs
     if args.match_updates:  # the same number of batches as a hard run (same split fraction and batch size)
         easy_epochs = int(round(args.epochs * len(images) / len(easy_images)))
-    for seed in SEEDS:
+    for seed in args.seeds:
         config = config_for(seed=seed, n_classes=2, epochs=easy_epochs, base=base)
         results[("easy", base["lambda_time"], seed)] = train_lattice(
             easy_images, easy_labels, config, run_dir=args.out / run_name(config))
 
     # 1. occlusion effect on the base setting
     rows = []
-    for seed in SEEDS:
+    for seed in args.seeds:
         result = results[("hard", base["lambda_time"], seed)]
         held = result.held_out_index
         clear = model_time_table(result.model, images[held], held, 0.0)
@@ -122,7 +134,7 @@ def main():
     # 3. difficulty: easy (0 vs 1) vs hard (10 classes), same pressures
     rows = []
     for task, task_images, task_labels in (("easy", easy_images, easy_labels), ("hard", images, labels)):
-        for seed in SEEDS:
+        for seed in args.seeds:
             result = results[(task, base["lambda_time"], seed)]
             held = result.held_out_index
             behaviour = evaluate(result.model, task_images[held], task_labels[held], stimulus_index=held)
@@ -147,6 +159,36 @@ def main():
     print(difficulty.to_string(index=False))
     for name, table in (("occlusion", occlusion), ("tradeoff", tradeoff), ("difficulty", difficulty)):
         table.to_csv(args.out / f"{name}.csv", index=False)
+    if args.figure:
+        plot_tradeoff(tradeoff, args.figure)
+
+
+def plot_tradeoff(tradeoff, path):
+    """Steps, active channels, effective depth and accuracy against lambda_time, one line per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = (("mean_steps", "mean halting step"), ("total_channels", "active channels (all layers)"),
+              ("effective_depth", "effective depth"), ("accuracy", "held-out accuracy"))
+    settings = sorted(tradeoff["lambda_time"].unique())
+    positions = {value: index for index, value in enumerate(settings)}
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), constrained_layout=True)
+    for axis, (column, label) in zip(axes, panels):
+        for seed, rows in tradeoff.groupby("seed"):
+            rows = rows.sort_values("lambda_time")
+            axis.plot([positions[v] for v in rows["lambda_time"]], rows[column], marker="o", alpha=0.6,
+                      label=f"seed {seed}")
+        means = tradeoff.groupby("lambda_time")[column].mean()
+        axis.plot([positions[v] for v in means.index], means.values, color="black", linewidth=2.5, label="mean")
+        axis.set_xticks(range(len(settings)), [f"{v:g}" for v in settings])
+        axis.set_xlabel("lambda_time")
+        axis.set_title(label)
+    axes[0].legend(frameon=False, fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
 
 
 if __name__ == "__main__":

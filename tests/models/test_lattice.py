@@ -28,7 +28,8 @@ def test_config_hash_is_stable_and_sensitive():
 @pytest.mark.parametrize(
     "field, value, words",
     [("max_steps", 0, "max_steps"), ("kernel_size", 4, "kernel_size"), ("lambda_time", -1.0, "lambda_time"),
-     ("halting_prior", 1.0, "halting_prior"), ("unrolling", "diagonal", "unrolling"), ("n_classes", 1, "n_classes")],
+     ("halting_prior", 1.0, "halting_prior"), ("unrolling", "diagonal", "unrolling"), ("n_classes", 1, "n_classes"),
+     ("readout", "top", "readout")],
 )
 def test_config_rejects_bad_values(field, value, words):
     with pytest.raises(LatticeConfigError, match=words):
@@ -166,6 +167,22 @@ def test_biological_unrolling_first_step_sees_only_the_first_layer():
     sweep = LatticeNet(LatticeConfig(**{**SMALL.to_dict(), "unrolling": "sweep"}), seed=0)
     sweep_latents = sweep(_images(2), return_latents=True)["latents"]
     assert not torch.allclose(sweep_latents[1][0, 0], sweep_latents[1][1, 0])
+
+
+def test_center_readout_reads_the_top_layer_fovea_only():
+    config = LatticeConfig(max_channels=3, max_layers=2, max_steps=2, readout="center")
+    model = LatticeNet(config, seed=0)
+    assert model.readout.in_features == config.max_channels
+    lower = torch.randn(2, 3, 6, 6)
+    top = torch.randn(2, 3, 6, 6)
+    # Even size: the central 2 x 2 pixels, averaged.
+    torch.testing.assert_close(model._pool([lower, top]), top[..., 2:4, 2:4].mean(dim=(-2, -1)))
+    odd = torch.randn(2, 3, 7, 7)
+    torch.testing.assert_close(model._pool([lower, odd]), odd[..., 3, 3])
+    # Changing anything but the top layer's fovea changes nothing.
+    moved = top.clone()
+    moved[..., 0, :] += 5.0
+    torch.testing.assert_close(model._pool([lower + 1.0, moved]), model._pool([lower, top]))
 
 
 def test_top_down_changes_lower_layer_from_step_two():
