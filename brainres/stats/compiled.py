@@ -14,6 +14,10 @@ number of threads or on the batch size:
 - :func:`argsort_rows`: a bucket sort (four buckets per value over the
   row's range, then an insertion pass; quicksort when values crowd), about
   four times faster than ``numpy.argsort`` on rows of a few thousand.
+- :func:`crossed_spearman`: every factor subset of a seed x stimulus x
+  subject bootstrap of a Spearman correlation in one pass per resample (the
+  dual correction needs all of them); sorts and ranks are shared between
+  subsets.
 - :func:`spearman_rows` and :func:`spearman_pairs`: weighted mid-ranks (ties,
   including the duplicates a resample creates, share the mean rank of their
   group, as ``scipy.stats.rankdata`` does on the expanded data) and their
@@ -315,41 +319,68 @@ def midranks_rows(values, order, weights):
     return ranks
 
 
+# Factor subsets evaluated by crossed_spearman, in the order of its output rows.
+CROSSED_SUBSETS = (("seed",), ("stimulus",), ("subject",), ("seed", "stimulus"), ("seed", "subject"),
+                   ("stimulus", "subject"), ("seed", "stimulus", "subject"))
+
+
+@njit(cache=True, inline="always")
+def _sort_row(values, order, sorted_values, bucket_of, starts):
+    """Order and sorted copy of one row; returns whether it has ties."""
+    _argsort_row(values, order, bucket_of, starts)
+    for t in range(values.size):
+        sorted_values[t] = values[order[t]]
+    return _has_ties(sorted_values)
+
+
 @njit(cache=True, parallel=True)
-def seed_stimulus_spearman(model, seed_counts, stimulus_counts, human, human_order, mean, mean_order, usable, wanted):
-    """The three bootstraps of a seed x stimulus Spearman correlation in one pass.
+def crossed_spearman(model, seed_counts, stimulus_counts, subject_counts, human_filled, human_observed,
+                     human, human_order, mean, mean_order, usable, wanted):
+    """Every factor subset of a seed x stimulus x subject bootstrap of a Spearman correlation, in one pass.
 
     Resample ``r`` sums the rows of ``model`` (seeds x stimuli) drawn in
-    ``seed_counts[r]`` (a sum ranks like a mean, and integer counts keep tied
-    measures tied) and weights stimuli by ``stimulus_counts[r]``. ``usable``
-    (0/1 per stimulus) removes stimuli without a human value. Returns
-    ``(3, batch)``: the correlation with both factors resampled, with seeds
-    only (every stimulus once) and with stimuli only (``mean``, the mean over
-    all seeds). ``human`` and ``mean`` are sorted, with their orders.
-    ``wanted`` (three booleans) says which of the three to compute; the
-    others stay NaN.
+    ``seed_counts[r]``, averages the rows of ``human_filled`` (subjects x
+    stimuli, missing values 0 and ``human_observed`` 0) drawn in
+    ``subject_counts[r]``, and weights stimuli by ``stimulus_counts[r]``.
+    Sums of integer counts keep tied measures exactly tied. A factor that is
+    not resampled has 0 rows of counts and stays at: every seed (``mean``,
+    sorted in ``mean_order``), every subject (``human``, the mean over
+    subjects, sorted, with ``usable`` 0 where no subject has a value), every
+    stimulus once. Returns ``(7, batch)``, one row per subset in
+    ``CROSSED_SUBSETS``; rows not ``wanted`` (seven booleans) stay NaN.
     """
     with_seeds = seed_counts.shape[0] > 0
     with_stimuli = stimulus_counts.shape[0] > 0
-    batch = seed_counts.shape[0] if with_seeds else stimulus_counts.shape[0]
+    with_subjects = subject_counts.shape[0] > 0
+    batch = max(seed_counts.shape[0], stimulus_counts.shape[0], subject_counts.shape[0])
     n_seeds, n = model.shape
-    out = np.full((3, batch), np.nan)
-    uniform_human = np.empty(n)
-    uniform_centre = _total(usable) / 2
+    n_subjects = human_filled.shape[0]
+    out = np.full((7, batch), np.nan)
     human_ties = _has_ties(human)
     mean_ties = _has_ties(mean)
-    uniform_square = _midranks(human, human_order, usable, uniform_human, uniform_centre, human_ties)
+    fixed_ranks = np.empty(n)
+    fixed_centre = _total(usable) / 2
+    fixed_square = _midranks(human, human_order, usable, fixed_ranks, fixed_centre, human_ties)
     n_chunks = _n_chunks(batch)
     for chunk in prange(n_chunks):
+        bucket_of = np.empty(n, dtype=np.int32)
+        starts = np.empty(_BUCKETS_PER_VALUE * n + 1, dtype=np.int64)
         seed_sum = np.empty(n)
         seed_sorted = np.empty(n)
         seed_order = np.empty(n, dtype=np.int32)
-        bucket_of = np.empty(n, dtype=np.int32)
-        starts = np.empty(_BUCKETS_PER_VALUE * n + 1, dtype=np.int64)
+        numerator = np.empty(n)
+        denominator = np.empty(n)
+        drawn_human = np.empty(n)
+        drawn_sorted = np.empty(n)
+        drawn_order = np.empty(n, dtype=np.int32)
+        drawn_usable = np.empty(n)
         weights = np.empty(n)
-        rank_human = np.empty(n)
+        drawn_weights = np.empty(n)
+        ranks = np.empty(n)
+        drawn_ranks = np.empty(n)
         first, stop = _chunk(chunk, n_chunks, batch)
         for row in range(first, stop):
+            seed_ties = False
             if with_seeds:
                 seed_sum[:] = 0.0
                 for s in range(n_seeds):
@@ -357,25 +388,64 @@ def seed_stimulus_spearman(model, seed_counts, stimulus_counts, human, human_ord
                     if c != 0:
                         for i in range(n):
                             seed_sum[i] += c * model[s, i]
-                _argsort_row(seed_sum, seed_order, bucket_of, starts)
-                for t in range(n):
-                    seed_sorted[t] = seed_sum[seed_order[t]]
-                seed_ties = _has_ties(seed_sorted)
-                if wanted[1]:
-                    product, square = _midrank_products(seed_sorted, seed_order, usable, uniform_human,
-                                                        uniform_centre, seed_ties)
-                    out[1, row] = _correlation(product, square, uniform_square)
-            if with_stimuli and (wanted[0] or wanted[2]):
+                seed_ties = _sort_row(seed_sum, seed_order, seed_sorted, bucket_of, starts)
+            drawn_ties = False
+            if with_subjects:
+                numerator[:] = 0.0
+                denominator[:] = 0.0
+                for j in range(n_subjects):
+                    c = subject_counts[row, j]
+                    if c != 0:
+                        for i in range(n):
+                            numerator[i] += c * human_filled[j, i]
+                            denominator[i] += c * human_observed[j, i]
+                for i in range(n):
+                    # Stimuli none of the drawn subjects saw get no weight.
+                    drawn_usable[i] = 1.0 if denominator[i] > 0 else 0.0
+                    drawn_human[i] = numerator[i] / denominator[i] if denominator[i] > 0 else 0.0
+                drawn_ties = _sort_row(drawn_human, drawn_order, drawn_sorted, bucket_of, starts)
+            if with_stimuli:
                 total = 0.0
+                drawn_total = 0.0
                 for i in range(n):
                     weights[i] = stimulus_counts[row, i] * usable[i]
                     total += weights[i]
-                square_human = _midranks(human, human_order, weights, rank_human, total / 2, human_ties)
-                if with_seeds and wanted[0]:
-                    product, square = _midrank_products(seed_sorted, seed_order, weights, rank_human, total / 2,
-                                                        seed_ties)
-                    out[0, row] = _correlation(product, square, square_human)
+                    if with_subjects:
+                        drawn_weights[i] = stimulus_counts[row, i] * drawn_usable[i]
+                        drawn_total += drawn_weights[i]
+            # Seeds only, stimuli once, every subject.
+            if with_seeds and wanted[0]:
+                product, square = _midrank_products(seed_sorted, seed_order, usable, fixed_ranks, fixed_centre,
+                                                    seed_ties)
+                out[0, row] = _correlation(product, square, fixed_square)
+            if with_stimuli and (wanted[1] or (with_seeds and wanted[3])):
+                human_square = _midranks(human, human_order, weights, ranks, total / 2, human_ties)
+                if wanted[1]:
+                    product, square = _midrank_products(mean, mean_order, weights, ranks, total / 2, mean_ties)
+                    out[1, row] = _correlation(product, square, human_square)
+                if with_seeds and wanted[3]:
+                    product, square = _midrank_products(seed_sorted, seed_order, weights, ranks, total / 2, seed_ties)
+                    out[3, row] = _correlation(product, square, human_square)
+            if with_subjects and (wanted[2] or (with_seeds and wanted[4])):
+                centre = _total(drawn_usable) / 2
+                human_square = _midranks(drawn_sorted, drawn_order, drawn_usable, drawn_ranks, centre, drawn_ties)
                 if wanted[2]:
-                    product, square = _midrank_products(mean, mean_order, weights, rank_human, total / 2, mean_ties)
-                    out[2, row] = _correlation(product, square, square_human)
+                    product, square = _midrank_products(mean, mean_order, drawn_usable, drawn_ranks, centre,
+                                                        mean_ties)
+                    out[2, row] = _correlation(product, square, human_square)
+                if with_seeds and wanted[4]:
+                    product, square = _midrank_products(seed_sorted, seed_order, drawn_usable, drawn_ranks, centre,
+                                                        seed_ties)
+                    out[4, row] = _correlation(product, square, human_square)
+            if with_subjects and with_stimuli and (wanted[5] or (with_seeds and wanted[6])):
+                centre = drawn_total / 2
+                human_square = _midranks(drawn_sorted, drawn_order, drawn_weights, drawn_ranks, centre, drawn_ties)
+                if wanted[5]:
+                    product, square = _midrank_products(mean, mean_order, drawn_weights, drawn_ranks, centre,
+                                                        mean_ties)
+                    out[5, row] = _correlation(product, square, human_square)
+                if with_seeds and wanted[6]:
+                    product, square = _midrank_products(seed_sorted, seed_order, drawn_weights, drawn_ranks, centre,
+                                                        seed_ties)
+                    out[6, row] = _correlation(product, square, human_square)
     return out

@@ -269,19 +269,18 @@ def correlation_statistic(model, human, *, method: str = "spearman", aggregate: 
     if method == "spearman" and aggregate == "seed_mean":
         usable = (~np.isnan(human_fixed)).astype(float)
         filled_plan = rank_plan(np.nan_to_num(human_fixed))
+        filled, seen = np.ascontiguousarray(human_filled), observed.astype(float)
+        parts = [frozenset(subset) for subset in compiled().CROSSED_SUBSETS]
 
         def evaluate_subsets(counts, subsets):
             """All factor subsets of one batch in one compiled pass (see crossed_bootstrap)."""
-            factors = set().union(*subsets)
-            if not factors <= {"seed", "stimulus"}:
-                return None  # subjects resampled: the general path
             batch = next(iter(counts.values())).shape[0]
             empty = np.empty((0, 1), dtype=np.int32)
-            parts = (frozenset(["seed", "stimulus"]), frozenset(["seed"]), frozenset(["stimulus"]))
             wanted = np.array([part in subsets for part in parts])
-            rows = compiled().seed_stimulus_spearman(
-                model, counts.get("seed", empty), counts.get("stimulus", empty), filled_plan.sorted[0],
-                filled_plan.order[0], mean_plan.sorted[0], mean_plan.order[0], usable, wanted,
+            rows = compiled().crossed_spearman(
+                model, counts.get("seed", empty), counts.get("stimulus", empty), counts.get("subject", empty),
+                filled, seen, filled_plan.sorted[0], filled_plan.order[0], mean_plan.sorted[0], mean_plan.order[0],
+                usable, wanted,
             )
             by_subset = dict(zip(parts, rows))
             return {subset: by_subset[subset][:batch] for subset in subsets}

@@ -27,6 +27,7 @@ def _population_value(method, rho):
         ("spearman", "bias_corrected", 1),
         ("pearson", "bca", 1),
         ("pearson", "bias_corrected", 8),
+        ("spearman", "bias_corrected", 8),
     ],
 )
 def test_crossed_bootstrap_intervals_cover_the_population_correlation(simulate, method, interval, n_subjects):

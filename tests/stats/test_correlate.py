@@ -1,4 +1,5 @@
 import contextlib
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -187,31 +188,31 @@ def test_seed_only_resamples_match_scipy_with_ties_in_the_human_measure():
 
 
 @pytest.mark.parametrize("missing", [False, True])
-def test_fused_seed_by_stimulus_pass_equals_one_call_per_subset(missing):
-    # The compiled pass that evaluates the three bootstraps of the dual
-    # correction at once must give what the general weighted path gives.
+def test_fused_pass_equals_one_call_per_subset(missing):
+    # The compiled pass that evaluates all seven bootstraps of the dual
+    # correction (seed x stimulus x subject) at once must give what the
+    # general weighted path gives, ties and missing human values included.
     rng = np.random.default_rng(11)
     model = np.round(2 * rng.normal(size=(6, 80)))  # integer measures (like steps): many exact ties
-    human = rng.normal(size=(3, 80))
+    human = np.round(4 * rng.normal(size=(4, 80))) / 4  # quarters: sums are exact, so ties stay ties
     human[:, ::7] = 0.5
     if missing:
         human[:, 5] = np.nan
         human[0, 9] = np.nan
+        human[1:3, 11] = np.nan
     statistic, sizes = correlation_statistic(model, human)
-    counts = {"seed": draw_counts(1, 6, 40), "stimulus": draw_counts(2, 80, 40)}
-    subsets = [frozenset(["seed"]), frozenset(["stimulus"]), frozenset(["seed", "stimulus"])]
+    counts = {"seed": draw_counts(1, 6, 40), "stimulus": draw_counts(2, 80, 40), "subject": draw_counts(3, 4, 40)}
+    subsets = [frozenset(c) for k in (1, 2, 3) for c in itertools.combinations(counts, k)]
     fused = statistic.evaluate_subsets(counts, subsets)
     for subset in subsets:
-        weights = {
-            f: counts[f] / sizes[f] if f in subset else np.full((40, sizes[f]), 1 / sizes[f])
-            for f in ("seed", "stimulus", "subject")
-        }
-        np.testing.assert_allclose(fused[subset], statistic(weights), atol=1e-12)
-    # And one resample checked against scipy on the expanded data.
+        weights = {f: counts[f] / sizes[f] if f in subset else np.full((40, sizes[f]), 1 / sizes[f]) for f in sizes}
+        np.testing.assert_allclose(fused[subset], statistic(weights), atol=1e-12, err_msg=str(sorted(subset)))
+    # One fully crossed resample checked against scipy on the expanded data.
     seeds = np.repeat(np.arange(6), counts["seed"][0])
     stimuli = np.repeat(np.arange(80), counts["stimulus"][0])
+    subjects = np.repeat(np.arange(4), counts["subject"][0])
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning) if missing else contextlib.nullcontext():
-        human_mean = np.nanmean(human, axis=0)  # stimulus 5 has no human value
+        human_mean = np.nanmean(human[subjects], axis=0)
     keep = ~np.isnan(human_mean[stimuli])
     expected = sps.spearmanr(model[seeds].mean(axis=0)[stimuli][keep], human_mean[stimuli][keep]).statistic
-    assert fused[frozenset(["seed", "stimulus"])][0] == pytest.approx(expected, abs=1e-12)
+    assert fused[frozenset(counts)][0] == pytest.approx(expected, abs=1e-12)
