@@ -57,6 +57,9 @@ def test_two_factor_spearman_bootstrap_against_scipy():
                                                                 correction="none", interval="percentile"))
     ours_one, time_one = _timed(lambda: bootstrap_correlation(model, human, n_resamples=n_resamples, seed=1,
                                                               resample=["stimulus"], interval="bca"))
+    subjects = signal + 3 * rng.normal(size=(10, n_stimuli))
+    bootstrap_correlation(model[:, :50], subjects[:, :50], n_resamples=100, seed=1)
+    ours_three, time_three = _timed(lambda: bootstrap_correlation(model, subjects, n_resamples=n_resamples, seed=1))
     theirs, time_scipy = _timed(lambda: sps.bootstrap((model.mean(axis=0), human), _spearman_rows, paired=True,
                                                       vectorized=True, n_resamples=n_resamples, method="BCa",
                                                       rng=np.random.default_rng(1)))
@@ -66,6 +69,7 @@ def test_two_factor_spearman_bootstrap_against_scipy():
         f"  ours seed x stimulus (dual-corrected: 3 bootstraps, bias-corr.):{time_two:.2f} s\n"
         f"  ours seed x stimulus (uncorrected, percentile):                 {time_fast:.2f} s\n"
         f"  ours stimulus only (BCa):                                        {time_one:.2f} s\n"
+        f"  ours seed x stimulus x subject (10 subjects, dual-corrected: 7): {time_three:.2f} s\n"
         f"  scipy.stats.bootstrap stimulus only (BCa, vectorised):           {time_scipy:.2f} s\n"
         f"  speed-up vs scipy: two-factor {time_scipy / time_two:.1f}x, uncorrected {time_scipy / time_fast:.1f}x, "
         f"stimulus-only {time_scipy / time_one:.1f}x\n"
@@ -74,7 +78,7 @@ def test_two_factor_spearman_bootstrap_against_scipy():
         f"  CIs: ours stimulus-only [{ours_one.ci_low:.4f}, {ours_one.ci_high:.4f}], scipy "
         f"[{theirs.confidence_interval.low:.4f}, {theirs.confidence_interval.high:.4f}]"
     )
-    assert ours_two.n_resamples == n_resamples
+    assert ours_two.n_resamples == ours_three.n_resamples == n_resamples
 
 
 @pytest.mark.needs_data
