@@ -269,7 +269,7 @@ def correlation_statistic(model, human, *, method: str = "spearman", aggregate: 
     if method == "spearman" and aggregate == "seed_mean":
         usable = (~np.isnan(human_fixed)).astype(float)
         filled_plan = rank_plan(np.nan_to_num(human_fixed))
-        filled, seen = np.ascontiguousarray(human_filled), observed.astype(float)
+        filled, seen = np.ascontiguousarray(human_filled), np.ascontiguousarray(observed, dtype=float)
         parts = [frozenset(subset) for subset in compiled().CROSSED_SUBSETS]
 
         def evaluate_subsets(counts, subsets):
