@@ -1,8 +1,8 @@
 """Compiled inner loops of the resampling engine (numba).
 
-Three loops dominate a bootstrap of a rank correlation and are compiled here,
-each parallel over resamples (rows), so the numbers do not depend on the
-number of threads or on the batch size:
+The loops that dominate a bootstrap of a rank correlation are compiled here,
+each parallel over resamples (rows), and each row is computed on its own, so
+the numbers do not depend on the number of threads or on the batch size:
 
 - :func:`bootstrap_counts`: how often each unit is drawn in each resample.
   Row ``r`` of a bootstrap uses draws ``r * n ... r * n + n - 1`` of a
