@@ -156,6 +156,17 @@ def _has_ties(sorted_values):
 
 
 @njit(cache=True, inline="always")
+def _tie_group(sorted_values, order, weights, first):
+    """End (exclusive) and total weight of the run of values equal to ``sorted_values[first]``."""
+    stop = first + 1
+    group = weights[order[first]]
+    while stop < sorted_values.size and sorted_values[stop] == sorted_values[first]:
+        group += weights[order[stop]]
+        stop += 1
+    return stop, group
+
+
+@njit(cache=True, inline="always")
 def _midranks(sorted_values, order, weights, ranks, centre, ties):
     """Weighted mid-ranks minus ``centre`` into ``ranks``; returns their weighted sum of squares.
 
@@ -180,18 +191,13 @@ def _midranks(sorted_values, order, weights, ranks, centre, ties):
         return square_sum
     i = 0
     while i < n:
-        first = sorted_values[i]
-        group = weights[order[i]]
-        j = i
-        while j + 1 < n and sorted_values[j + 1] == first:
-            j += 1
-            group += weights[order[j]]
+        stop, group = _tie_group(sorted_values, order, weights, i)
         rank = below + group / 2 - centre
-        for t in range(i, j + 1):
+        for t in range(i, stop):
             ranks[order[t]] = rank
         square_sum += group * rank * rank
         below += group
-        i = j + 1
+        i = stop
     return square_sum
 
 
@@ -213,21 +219,16 @@ def _midrank_products(sorted_values, order, weights, other, centre, ties):
         return product_sum, square_sum
     i = 0
     while i < n:
-        first = sorted_values[i]
-        group = weights[order[i]]
-        j = i
-        while j + 1 < n and sorted_values[j + 1] == first:
-            j += 1
-            group += weights[order[j]]
+        stop, group = _tie_group(sorted_values, order, weights, i)
         rank = below + group / 2 - centre
         other_sum = 0.0
-        for t in range(i, j + 1):
+        for t in range(i, stop):
             unit = order[t]
             other_sum += weights[unit] * other[unit]
         product_sum += rank * other_sum
         square_sum += group * rank * rank
         below += group
-        i = j + 1
+        i = stop
     return product_sum, square_sum
 
 
