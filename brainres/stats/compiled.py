@@ -334,6 +334,25 @@ def _sort_row(values, order, sorted_values, bucket_of, starts):
     return _has_ties(sorted_values)
 
 
+@njit(cache=True, inline="always")
+def _against_human(out, row, mean_subset, seed_subset, human, human_order, human_ties, weights, centre, ranks,
+                   mean, mean_order, mean_ties, seed_sorted, seed_order, seed_ties, with_seeds, wanted):
+    """Rank one human side under ``weights`` and correlate it with the seed mean and the seed sum.
+
+    Writes ``out[mean_subset, row]`` and ``out[seed_subset, row]`` when wanted.
+    """
+    seed_wanted = with_seeds and wanted[seed_subset]
+    if not (wanted[mean_subset] or seed_wanted):
+        return
+    human_square = _midranks(human, human_order, weights, ranks, centre, human_ties)
+    if wanted[mean_subset]:
+        product, square = _midrank_products(mean, mean_order, weights, ranks, centre, mean_ties)
+        out[mean_subset, row] = _correlation(product, square, human_square)
+    if seed_wanted:
+        product, square = _midrank_products(seed_sorted, seed_order, weights, ranks, centre, seed_ties)
+        out[seed_subset, row] = _correlation(product, square, human_square)
+
+
 @njit(cache=True, parallel=True)
 def crossed_spearman(model, seed_counts, stimulus_counts, subject_counts, human_filled, human_observed,
                      human, human_order, mean, mean_order, usable, wanted):
@@ -419,34 +438,17 @@ def crossed_spearman(model, seed_counts, stimulus_counts, subject_counts, human_
                 product, square = _midrank_products(seed_sorted, seed_order, usable, fixed_ranks, fixed_centre,
                                                     seed_ties)
                 out[0, row] = _correlation(product, square, fixed_square)
-            if with_stimuli and (wanted[1] or (with_seeds and wanted[3])):
-                human_square = _midranks(human, human_order, weights, ranks, total / 2, human_ties)
-                if wanted[1]:
-                    product, square = _midrank_products(mean, mean_order, weights, ranks, total / 2, mean_ties)
-                    out[1, row] = _correlation(product, square, human_square)
-                if with_seeds and wanted[3]:
-                    product, square = _midrank_products(seed_sorted, seed_order, weights, ranks, total / 2, seed_ties)
-                    out[3, row] = _correlation(product, square, human_square)
-            if with_subjects and (wanted[2] or (with_seeds and wanted[4])):
-                centre = _total(drawn_usable) / 2
-                human_square = _midranks(drawn_sorted, drawn_order, drawn_usable, drawn_ranks, centre, drawn_ties)
-                if wanted[2]:
-                    product, square = _midrank_products(mean, mean_order, drawn_usable, drawn_ranks, centre,
-                                                        mean_ties)
-                    out[2, row] = _correlation(product, square, human_square)
-                if with_seeds and wanted[4]:
-                    product, square = _midrank_products(seed_sorted, seed_order, drawn_usable, drawn_ranks, centre,
-                                                        seed_ties)
-                    out[4, row] = _correlation(product, square, human_square)
-            if with_subjects and with_stimuli and (wanted[5] or (with_seeds and wanted[6])):
-                centre = drawn_total / 2
-                human_square = _midranks(drawn_sorted, drawn_order, drawn_weights, drawn_ranks, centre, drawn_ties)
-                if wanted[5]:
-                    product, square = _midrank_products(mean, mean_order, drawn_weights, drawn_ranks, centre,
-                                                        mean_ties)
-                    out[5, row] = _correlation(product, square, human_square)
-                if with_seeds and wanted[6]:
-                    product, square = _midrank_products(seed_sorted, seed_order, drawn_weights, drawn_ranks, centre,
-                                                        seed_ties)
-                    out[6, row] = _correlation(product, square, human_square)
+            # Each human side (fixed or drawn subjects, under its stimulus
+            # weights) is ranked once and serves the mean and the seed sum.
+            if with_stimuli:
+                _against_human(out, row, 1, 3, human, human_order, human_ties, weights, total / 2, ranks,
+                               mean, mean_order, mean_ties, seed_sorted, seed_order, seed_ties, with_seeds, wanted)
+            if with_subjects:
+                _against_human(out, row, 2, 4, drawn_sorted, drawn_order, drawn_ties, drawn_usable,
+                               _total(drawn_usable) / 2, drawn_ranks, mean, mean_order, mean_ties,
+                               seed_sorted, seed_order, seed_ties, with_seeds, wanted)
+            if with_subjects and with_stimuli:
+                _against_human(out, row, 5, 6, drawn_sorted, drawn_order, drawn_ties, drawn_weights,
+                               drawn_total / 2, drawn_ranks, mean, mean_order, mean_ties,
+                               seed_sorted, seed_order, seed_ties, with_seeds, wanted)
     return out
