@@ -155,12 +155,29 @@ def main():
     print(tradeoff.to_string(index=False))
     print("\n== 2b. mean over seeds")
     print(tradeoff.drop(columns=["seed", "active_channels"]).groupby("lambda_time").mean().to_string())
+    print("\n== 2c. highest minus lowest lambda_time, per seed, with a 95% t-interval over seeds")
+    print(tradeoff_change(tradeoff).to_string(index=False))
     print("\n== 3. easy (0 vs 1) vs hard (10 classes)")
     print(difficulty.to_string(index=False))
     for name, table in (("occlusion", occlusion), ("tradeoff", tradeoff), ("difficulty", difficulty)):
         table.to_csv(args.out / f"{name}.csv", index=False)
     if args.figure:
         plot_tradeoff(tradeoff, args.figure)
+
+
+def tradeoff_change(tradeoff):
+    """Per-seed change from the lowest to the highest lambda_time, and its mean with a t-interval over seeds."""
+    from scipy import stats
+
+    ends = tradeoff.sort_values("lambda_time").groupby("seed")
+    rows = []
+    for measure in ("mean_steps", "total_channels", "effective_depth", "accuracy"):
+        change = (ends[measure].last() - ends[measure].first()).to_numpy(dtype=float)
+        mean, sem = change.mean(), stats.sem(change)
+        low, high = stats.t.interval(0.95, change.size - 1, loc=mean, scale=sem)
+        rows.append({"measure": measure, "per_seed": np.round(change, 3).tolist(), "mean": mean,
+                     "ci_low": low, "ci_high": high, "n_seeds": change.size})
+    return pd.DataFrame(rows)
 
 
 def plot_tradeoff(tradeoff, path):
