@@ -8,10 +8,12 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 from brainres.data import read_netcdf, validate, write_netcdf  # noqa: E402
+from brainres.data.folders import read_stimuli  # noqa: E402
+from brainres.data.measures import read_measures  # noqa: E402
 from brainres.data.registry import dataset_ids, load_dataset, load_stimuli  # noqa: E402
 from brainres.data.trials import read_trials  # noqa: E402
 
 __all__ = [
-    "__version__", "dataset_ids", "load_dataset", "load_stimuli", "read_netcdf", "read_trials",
-    "validate", "write_netcdf",
+    "__version__", "dataset_ids", "load_dataset", "load_stimuli", "read_measures", "read_netcdf",
+    "read_stimuli", "read_trials", "validate", "write_netcdf",
 ]

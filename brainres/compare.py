@@ -64,13 +64,33 @@ class ComparisonResult:
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
-    """A comparison plug-in's declaration."""
+    """A comparison plug-in's declaration.
+
+    Attributes
+    ----------
+    id, description : str
+    run : callable
+        ``run(model_measures, data, **options) -> ComparisonResult``; its
+        keyword-only parameters are the comparison's options (a pipeline's
+        ``[comparison.options]`` is checked against them before any task runs).
+    model_kind : str
+    data_kind : str or tuple of str
+        Data-model kind(s) of the data it takes.
+    requires : callable, optional
+        ``requires(options) -> tuple of str``: the model-export variables it
+        needs with these options (so a pipeline can say before training that
+        a model without halting has no ``expected_halting_step``).
+    min_occlusion_levels : int
+        Occlusion levels the export must have.
+    """
 
     id: str
     description: str
     run: Callable[..., ComparisonResult]
     model_kind: str = "model_measures"
-    data_kind: str = "human_trials"
+    data_kind: str | tuple = "human_trials"
+    requires: Callable[[dict], tuple] | None = None
+    min_occlusion_levels: int = 1
 
 
 def _index() -> dict[str, str]:
@@ -98,7 +118,9 @@ def compare(comparison_id: str, model: xr.Dataset, data: xr.Dataset, **options) 
 
     plugin = get_comparison(comparison_id)
     validate(model, plugin.model_kind, source="model measures")
-    validate(data, plugin.data_kind, source=data.attrs.get("dataset_id", "data"))
+    kinds = plugin.data_kind if isinstance(plugin.data_kind, tuple) else (plugin.data_kind,)
+    declared = data.attrs.get("brainres_kind")
+    validate(data, declared if declared in kinds else kinds[0], source=data.attrs.get("dataset_id", "data"))
     return plugin.run(model, data, **options)
 
 

@@ -1,20 +1,28 @@
-"""Training lattice models: seeded, deterministic on CPU, resumable, logged per epoch.
+"""Training any image model that meets the contract: seeded, deterministic on CPU, resumable, logged.
 
-A run lives in its own folder (named by the configuration hash when several
-runs share a root) holding ``config.json``, ``checkpoint.pt`` (written
-atomically after every epoch: weights, optimizer, data-order generator, RNG
-state, the log so far) and ``log.csv``. Calling :func:`train_lattice` again on
-the same folder resumes from the last completed epoch and ends with the same
-weights, bit for bit, as a run that was never interrupted.
+The lattice and a user's own ``nn.Module`` train the same way
+(:func:`train_model`): cross-entropy over steps (halting-weighted where the
+model halts, see :func:`brainres.models.contract.task_loss`) plus the model's
+own ``cost``, Adam, optional occlusion augmentation, a fixed held-out split for
+the per-epoch log.
+
+A run lives in its own folder holding ``config.json`` (what the model is and
+how it was trained), ``checkpoint.pt`` (written atomically after every epoch:
+weights, optimizer, data-order generator, RNG state, the log so far) and
+``log.csv``. Calling :func:`train_model` again on the same folder resumes from
+the last completed epoch and ends with the same weights, bit for bit, as a run
+that was never interrupted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -23,9 +31,13 @@ from tqdm.auto import tqdm
 
 from brainres.data.io import atomic_path, atomic_write_text
 from brainres.errors import BrainresError
-from brainres.models.lattice import LatticeConfig, LatticeConfigError, LatticeNet, canonical_hash
+from brainres.hashing import canonical_hash
+from brainres.models.contract import (
+    halting_steps, parameter_count, resource_summary, run_model, seeded, task_loss,
+)
+from brainres.models.inputs import images_to_tensor  # noqa: F401  (part of the training API)
 from brainres.models.occlusion import occlude
-from brainres.models.readouts import median_halting_step
+from brainres.settings import Integer, Optional, Real, Rule, Sequence, Settings, setting
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.csv"
@@ -37,109 +49,62 @@ class TrainingError(BrainresError):
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a training run (and so its weights).
+class Device(Rule):
+    """``"cpu"``, ``"cuda"``, ``"cuda:<index>"`` or ``"mps"``."""
 
-    Parameters
-    ----------
-    model : LatticeConfig
-        Model bounds and pressures.
-    seed : int
-        Seeds initialisation, data order and training occlusion masks.
-    epochs : int
-        Passes over the training split.
-    batch_size : int
-    learning_rate : float
-        Adam learning rate.
-    held_out_fraction : float
-        Fraction of stimuli kept out of training for the per-epoch log.
-    split_seed : int
-        Seeds the train/held-out split (kept apart from ``seed`` so every seed
-        is evaluated on the same held-out stimuli).
-    occlusion_levels : tuple of float
-        Each training image gets one of these levels, drawn uniformly per epoch.
-    patch_size : int or None
-        Occluder patch side (None: a quarter of the image side).
-    num_threads : int
-        ``torch.set_num_threads`` during training.
+    def check(self, value):
+        if not isinstance(value, str) or not (value in ("cpu", "cuda", "mps") or
+                                              (value.startswith("cuda:") and value[5:].isdigit())):
+            raise ValueError(f"expected {self.describe()}, got {value!r}")
+        return value
+
+    def describe(self) -> str:
+        return "'cpu', 'cuda', 'cuda:<index>' or 'mps'"
+
+
+_FRACTION = Real(low=0, high=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Settings):
+    """How a model is trained (the pipeline's ``[model.training]`` table, plus the seed and device).
+
+    Every field's default is declared once, here; the command line and the
+    pipeline take theirs from it.
     """
 
-    model: LatticeConfig = dataclasses.field(default_factory=LatticeConfig)
-    seed: int = 0
-    epochs: int = 20
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    held_out_fraction: float = 0.2
-    split_seed: int = 0
-    occlusion_levels: tuple = (0.0, 0.25, 0.5)
-    patch_size: int | None = None
-    num_threads: int = 1
-
-    def __post_init__(self):
-        if not isinstance(self.model, LatticeConfig):
-            raise LatticeConfigError(f"model must be a LatticeConfig, got {type(self.model).__name__}")
-        for name in ("epochs", "batch_size", "num_threads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise LatticeConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("seed", "split_seed"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise LatticeConfigError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
-        if not self.learning_rate > 0:
-            raise LatticeConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 0 < self.held_out_fraction < 1:
-            raise LatticeConfigError(f"held_out_fraction must lie in (0, 1), got {self.held_out_fraction}")
-        levels = tuple(float(level) for level in self.occlusion_levels)
-        if not levels or any(not 0 <= level <= 1 for level in levels):
-            raise LatticeConfigError(f"occlusion_levels must be fractions in [0, 1], got {self.occlusion_levels}")
-        object.__setattr__(self, "occlusion_levels", levels)
-
-    def to_dict(self) -> dict:
-        """Plain-dict form (JSON-serialisable, nested model config)."""
-        values = dataclasses.asdict(self)
-        values["occlusion_levels"] = list(self.occlusion_levels)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        """Inverse of :meth:`to_dict`."""
-        values = dict(values)
-        values["model"] = LatticeConfig.from_dict(values["model"])
-        values["occlusion_levels"] = tuple(values.get("occlusion_levels", (0.0,)))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise LatticeConfigError(f"unknown training config keys: {', '.join(unknown)}")
-        return cls(**values)
-
-    def config_hash(self) -> str:
-        """SHA-256 of the canonical JSON of :meth:`to_dict`."""
-        return canonical_hash(self.to_dict())
+    seed: int = setting(0, Integer(low=0), "initialisation, data order and training occlusion masks")
+    epochs: int = setting(20, Integer(low=1), "passes over the training split")
+    batch_size: int = setting(64, Integer(low=1), "images per optimisation step")
+    learning_rate: float = setting(3e-3, Real(low=0, low_open=True), "Adam learning rate")
+    held_out_fraction: float = setting(0.2, Real(low=0, high=1, low_open=True, high_open=True),
+                                       "fraction of the images kept out of training for the per-epoch log")
+    split_seed: int = setting(0, Integer(low=0), "seeds the held-out split (the same for every seed)")
+    occlusion_levels: tuple = setting((0.0,), Sequence(_FRACTION, unique=True),
+                                      "each training image gets one of these occluded fractions, drawn per epoch "
+                                      "(0.0 alone: no augmentation)")
+    patch_size: int | None = setting(None, Optional(Integer(low=1)), "occluder patch side (none: a quarter of the image)")
+    step_loss_weight: float = setting(0.5, Real(low=0),
+                                      "models with halting: weight of the mean cross-entropy over all steps added "
+                                      "to the halting-weighted one")
+    num_threads: int = setting(1, Integer(low=1), "torch threads during training")
+    device: str = setting("cpu", Device(), "where training runs")
 
 
 @dataclasses.dataclass
 class TrainResult:
     """A trained model, its per-epoch log and the split it was trained on."""
 
-    model: LatticeNet
+    model: torch.nn.Module
     log: pd.DataFrame
     config: TrainConfig
     train_index: np.ndarray
     held_out_index: np.ndarray
     run_dir: Path | None = None
+    has_halting: bool = False
 
 
 # ------------------------------------------------------------------ data prep
-def images_to_tensor(images) -> torch.Tensor:
-    """uint8 images (stimulus, y, x, channel) -> float tensor (stimulus, channel, y, x) in [0, 1]."""
-    array = np.asarray(images)
-    if array.ndim != 4 or array.dtype != np.uint8:
-        raise TrainingError(
-            f"images must be uint8 with dims (stimulus, y, x, channel), got {array.dtype} {array.shape}"
-        )
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2))).float() / 255.0
-
-
 def stimuli_to_tensors(stimuli, *, classes=None):
     """Images and labels of a ``stimuli`` dataset as tensors, optionally restricted to some classes.
 
@@ -183,29 +148,43 @@ def split_indices(n_stimuli: int, *, held_out_fraction: float, seed: int):
     return np.sort(order[n_held_out:]), np.sort(order[:n_held_out])
 
 
-def _check_inputs(images, labels, config: TrainConfig):
+def _check_inputs(images, labels, n_classes: int, in_channels: int | None):
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or not torch.is_floating_point(images):
         raise TrainingError("images must be a float tensor (stimulus, channel, y, x); see images_to_tensor")
-    if images.shape[1] != config.model.in_channels:
-        raise TrainingError(f"images have {images.shape[1]} channels, config.model.in_channels is {config.model.in_channels}")
+    if in_channels is not None and images.shape[1] != in_channels:
+        raise TrainingError(f"images have {images.shape[1]} channels, the model takes {in_channels}")
     labels = torch.as_tensor(labels)
     if labels.shape != (images.shape[0],):
         raise TrainingError(f"labels has shape {tuple(labels.shape)}, expected ({images.shape[0]},)")
     if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise TrainingError(f"labels must be integers, got {labels.dtype}")
     labels = labels.long()
-    if labels.min() < 0 or labels.max() >= config.model.n_classes:
+    if labels.min() < 0 or labels.max() >= n_classes:
         raise TrainingError(
-            f"labels must lie in 0..{config.model.n_classes - 1} (n_classes), got {int(labels.min())}..{int(labels.max())}"
+            f"labels must lie in 0..{n_classes - 1} (n_classes), got {int(labels.min())}..{int(labels.max())}"
         )
     return labels
 
 
+def use_device(device: str) -> torch.device:
+    """A torch device, checked, with what determinism on it needs."""
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise TrainingError(f"device {device!r} was asked for, but this torch has no CUDA device "
+                                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'})")
+        # cuBLAS needs a fixed workspace to be deterministic (torch.use_deterministic_algorithms).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise TrainingError("device 'mps' was asked for, but it is not available here")
+    return torch.device(device)
+
+
 # ------------------------------------------------------------------ evaluation
 @torch.no_grad()
-def evaluate(model: LatticeNet, images, labels, *, occlusion_level: float = 0.0, occlusion_seed: int = 0,
-             stimulus_index=None, batch_size: int = 256) -> pd.DataFrame:
-    """Per-stimulus behaviour of a lattice at one occlusion level, as a tidy table.
+def evaluate(model: torch.nn.Module, images, labels, *, occlusion_level: float = 0.0, occlusion_seed: int = 0,
+             stimulus_index=None, batch_size: int = 256, entropy_threshold: float = 0.5,
+             device: str = "cpu") -> pd.DataFrame:
+    """Per-stimulus behaviour of a contract model at one occlusion level, as a tidy table.
 
     The occluder of stimulus ``i`` depends on ``(occlusion_seed, stimulus_index[i],
     occlusion_level)`` only, so every model sees the same occluded images.
@@ -213,9 +192,11 @@ def evaluate(model: LatticeNet, images, labels, *, occlusion_level: float = 0.0,
     Returns
     -------
     pandas.DataFrame
-        Columns ``stimulus_index``, ``occlusion``, ``label``, ``predicted``
-        (at the median halting step), ``correct``, ``expected_halting_step``,
-        ``median_halting_step``, ``final_step_correct``.
+        Columns ``stimulus_index``, ``occlusion``, ``label``, ``predicted`` (at
+        the halting step), ``correct``, ``halting_step`` (median halting step,
+        or the entropy-threshold step for a model without halting),
+        ``final_step_correct`` and, for models with halting,
+        ``expected_halting_step``.
     """
     labels = torch.as_tensor(labels).long()
     index = np.arange(len(images)) if stimulus_index is None else np.asarray(stimulus_index)
@@ -228,22 +209,20 @@ def evaluate(model: LatticeNet, images, labels, *, occlusion_level: float = 0.0,
             batch_index = index[start : start + batch_size]
             if occlusion_level > 0:
                 batch = occlude(batch, level=occlusion_level, seed=occlusion_seed, stimulus_index=batch_index)
-            out = model(batch)
-            probability = out["halting_probability"].numpy()
-            median = median_halting_step(probability).astype(int)
-            logits = out["logits"].numpy()
-            predicted = logits[np.arange(len(batch)), median - 1].argmax(axis=1)
+            out = run_model(model, batch.to(device))
+            logits = out.logits.float().cpu().numpy()
+            halting = None if out.halting_probability is None else out.halting_probability.double().cpu().numpy()
+            step = halting_steps(logits, halting, entropy_threshold=entropy_threshold)
+            predicted = logits[np.arange(len(batch)), step - 1].argmax(axis=1)
             batch_labels = labels[start : start + batch_size].numpy()
-            rows.append(pd.DataFrame({
-                "stimulus_index": batch_index,
-                "occlusion": float(occlusion_level),
-                "label": batch_labels,
-                "predicted": predicted,
-                "correct": predicted == batch_labels,
-                "expected_halting_step": out["expected_steps"].numpy().astype(float),
-                "median_halting_step": median,
+            table = {
+                "stimulus_index": batch_index, "occlusion": float(occlusion_level), "label": batch_labels,
+                "predicted": predicted, "correct": predicted == batch_labels, "halting_step": step,
                 "final_step_correct": logits[:, -1].argmax(axis=1) == batch_labels,
-            }))
+            }
+            if halting is not None:
+                table["expected_halting_step"] = halting @ np.arange(1, halting.shape[1] + 1)
+            rows.append(pd.DataFrame(table))
     finally:
         model.train(was_training)
     return pd.concat(rows, ignore_index=True)
@@ -274,26 +253,79 @@ def _write_log(path: Path, log: pd.DataFrame):
         log.to_csv(tmp, index=False)
 
 
-def _show_progress(progress: bool) -> bool:
-    return bool(progress) and sys.stderr.isatty()
+def _summary_columns(summary: dict) -> dict:
+    """A resource summary as log columns: lists become ``<name>_layer_<i>``."""
+    columns = {}
+    for name, value in summary.items():
+        if isinstance(value, list):
+            columns.update({f"{name}_layer_{i}": v for i, v in enumerate(value)})
+        else:
+            columns[name] = value
+    return columns
 
 
-def train_lattice(images, labels, config: TrainConfig, *, run_dir=None, progress: bool = False,
-                  stop_after_epoch: int | None = None) -> TrainResult:
-    """Train a :class:`LatticeNet`; resume if ``run_dir`` holds a checkpoint of this config.
+def model_identity(model: torch.nn.Module) -> dict:
+    """What identifies a model built without a family record: its class and parameter shapes."""
+    return {"class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "parameters": {name: list(p.shape) for name, p in model.state_dict().items()}}
+
+
+def run_config_hash(record: dict, config: TrainConfig) -> str:
+    """The hash a run folder is known by: the model's record and the training configuration."""
+    return canonical_hash({"model": record, "training": config.to_dict()})
+
+
+class EpochReporter:
+    """Progress of one training run: a bar on a terminal, one plain line per epoch elsewhere."""
+
+    def __init__(self, label: str, total: int, start: int, enabled: bool):
+        self.label, self.total = label, total
+        self.enabled = enabled
+        self.bar = tqdm(total=total, initial=start, desc=label, file=sys.stderr, leave=False,
+                        disable=not (enabled and sys.stderr.isatty()))
+
+    def epoch(self, row: dict) -> None:
+        accuracy, steps = row["held_out_accuracy"], row["held_out_mean_steps"]
+        self.bar.update(1)
+        self.bar.set_postfix(acc=f"{accuracy:.3f}", steps=f"{steps:.2f}")
+        if self.enabled and self.bar.disable:
+            print(f"{self.label}: epoch {row['epoch']} of {self.total}, held-out accuracy {accuracy:.3f}, "
+                  f"mean halting step {steps:.2f} ({row['seconds']:.1f} s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def train_model(build: Callable[[], torch.nn.Module], images, labels, config: TrainConfig, *, n_classes: int,
+                record: dict | None = None, location: dict | None = None, run_dir=None, progress: bool = False,
+                label: str | None = None, stop_after_epoch: int | None = None) -> TrainResult:
+    """Train a contract model; resume if ``run_dir`` holds a checkpoint of this configuration.
 
     Parameters
     ----------
+    build : callable
+        ``build()`` returns a fresh, untrained ``nn.Module`` meeting the image-
+        model contract; it is called under ``torch.manual_seed(config.seed)``.
     images : torch.Tensor, shape (stimulus, channel, y, x)
-        Float images in [0, 1] (see :func:`images_to_tensor`).
+        Float images in [0, 1] (see :func:`brainres.models.inputs.prepare_images`).
     labels : torch.Tensor, shape (stimulus,)
         Integer labels 0..n_classes-1.
     config : TrainConfig
+    n_classes : int
+        Classes the model's logits must cover.
+    record : dict, optional
+        What the model is (family, settings, classes...), written to
+        ``config.json`` and part of the run's hash; default: the module's
+        class and parameter shapes.
+    location : dict, optional
+        Where its code lives (not hashed), for rebuilding it later.
     run_dir : path, optional
         Folder for checkpoint, log and config. Without it nothing is written
         and nothing can be resumed.
     progress : bool
-        Show tqdm bars on stderr (only when stderr is a terminal).
+        Show progress: a bar on a terminal, one line per epoch in a log.
+    label : str, optional
+        Names the run in progress output (default: ``seed <seed>``).
     stop_after_epoch : int, optional
         Stop once this many epochs are complete (to simulate an interruption
         or to train in chunks); a later call resumes.
@@ -302,22 +334,37 @@ def train_lattice(images, labels, config: TrainConfig, *, run_dir=None, progress
     -------
     TrainResult
         Per-epoch log columns: ``epoch``, ``train_loss``, ``train_task_loss``,
-        ``train_accuracy``, ``held_out_accuracy``, ``held_out_mean_steps``,
-        ``active_breadth``, ``effective_depth``, ``open_layers``,
-        ``active_channels_layer_<i>``, ``seconds``.
+        ``train_cost``, ``train_accuracy``, ``held_out_accuracy``,
+        ``held_out_final_step_accuracy``, ``held_out_mean_steps``, the model's
+        resource summary (lists as ``<name>_layer_<i>``), ``seconds``.
+
+    Examples
+    --------
+    >>> from brainres.families.lattice import LatticeConfig, LatticeNet
+    >>> lattice = LatticeConfig(n_classes=10, max_channels=4, max_layers=1, max_steps=3)
+    >>> result = train_model(lambda: LatticeNet(lattice), images, labels,
+    ...                      TrainConfig(epochs=2), n_classes=10)  # doctest: +SKIP
     """
     if not isinstance(config, TrainConfig):
         raise TrainingError(f"config must be a TrainConfig, got {type(config).__name__}")
-    labels = _check_inputs(images, labels, config)
-    torch.use_deterministic_algorithms(True)
+    device = use_device(config.device)
+    # On a GPU some operations (e.g. adaptive average pooling's backward) have no deterministic kernel;
+    # torch then warns, naming the operation, instead of refusing to train.
+    torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
     torch.set_num_threads(config.num_threads)
+    with seeded(config.seed):
+        model = build()
+    if not isinstance(model, torch.nn.Module):
+        raise TrainingError(f"build() must return a torch.nn.Module, got {type(model).__name__}")
+    model.to(device)
+    labels = _check_inputs(images, labels, n_classes, (record or {}).get("in_channels"))
     train_index, held_out_index = split_indices(
         len(images), held_out_fraction=config.held_out_fraction, seed=config.split_seed
     )
-    model = LatticeNet(config.model, seed=config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(config.seed)
-    config_hash = config.config_hash()
+    record = dict(record) if record is not None else model_identity(model)
+    config_hash = run_config_hash(record, config)
     log_rows: list[dict] = []
     start_epoch = 0
 
@@ -334,9 +381,11 @@ def train_lattice(images, labels, config: TrainConfig, *, run_dir=None, progress
                     f"this one {config_hash[:12]}); use another folder"
                 )
         else:
-            atomic_write_text(config_path, json.dumps({"config_hash": config_hash, "config": config.to_dict()}, indent=2))
+            atomic_write_text(config_path, json.dumps(
+                {"config_hash": config_hash, "model": record, "training": config.to_dict(),
+                 "location": location or {}, "n_parameters": parameter_count(model)}, indent=2))
         if checkpoint_path.exists():
-            state = torch.load(checkpoint_path, weights_only=True)
+            state = torch.load(checkpoint_path, weights_only=True, map_location=device)
             if state["config_hash"] != config_hash:
                 raise TrainingError(f"{checkpoint_path} was written by another configuration")
             model.load_state_dict(state["model"])
@@ -347,91 +396,138 @@ def train_lattice(images, labels, config: TrainConfig, *, run_dir=None, progress
             start_epoch = int(state["epoch"])
 
     end_epoch = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
-    show = _show_progress(progress)
-    epochs = tqdm(range(start_epoch, end_epoch), desc=f"seed {config.seed}", disable=not show,
-                  file=sys.stderr, initial=start_epoch, total=config.epochs)
+    reporter = EpochReporter(label or f"seed {config.seed}", config.epochs, start_epoch, progress)
     train_images, train_labels = images[train_index], labels[train_index]
-    for epoch in epochs:
-        started = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train_index), generator=generator).numpy()
-        levels = _training_levels(config, epoch, len(train_index))
-        total_loss = total_task = 0.0
-        n_correct = 0
-        for start in range(0, len(order), config.batch_size):
-            chosen = order[start : start + config.batch_size]
-            # Masks differ per epoch: the key folds the epoch into the stimulus index.
-            batch = occlude(train_images[chosen], level=levels[chosen], seed=config.seed,
-                            stimulus_index=epoch * len(images) + train_index[chosen], patch_size=config.patch_size)
-            out = model(batch)
-            losses = model.loss(out, train_labels[chosen])
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            optimizer.step()
-            with torch.no_grad():
-                median = median_halting_step(out["halting_probability"].numpy()).astype(int)
-                predicted = out["logits"].numpy()[np.arange(len(chosen)), median - 1].argmax(axis=1)
-            n_correct += int((predicted == train_labels[chosen].numpy()).sum())
-            total_loss += float(losses["total"].detach()) * len(chosen)
-            total_task += float(losses["task"].detach()) * len(chosen)
-        held_out = evaluate(model, images[held_out_index], labels[held_out_index], stimulus_index=held_out_index)
-        summary = model.resource_summary()
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": total_loss / len(order),
-            "train_task_loss": total_task / len(order),
-            "train_accuracy": n_correct / len(order),
-            "held_out_accuracy": float(held_out["correct"].mean()),
-            "held_out_mean_steps": float(held_out["expected_halting_step"].mean()),
-            "active_breadth": summary["active_breadth"],
-            "effective_depth": summary["effective_depth"],
-            "open_layers": summary["open_layers"],
-            **{f"active_channels_layer_{i}": n for i, n in enumerate(summary["active_channels"])},
-            "seconds": time.perf_counter() - started,
-        }
-        log_rows.append(row)
-        epochs.set_postfix(acc=f"{row['held_out_accuracy']:.3f}", steps=f"{row['held_out_mean_steps']:.2f}")
-        if run_dir is not None:
-            _save_checkpoint(checkpoint_path, model=model, optimizer=optimizer, generator=generator,
-                             epoch=epoch + 1, log_rows=log_rows, config_hash=config_hash)
-            _write_log(run_dir / LOG, pd.DataFrame(log_rows))
+    try:
+        for epoch in range(start_epoch, end_epoch):
+            started = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(train_index), generator=generator).numpy()
+            levels = _training_levels(config, epoch, len(train_index))
+            total_loss = total_task = total_cost = 0.0
+            n_correct = 0
+            for start in range(0, len(order), config.batch_size):
+                chosen = order[start : start + config.batch_size]
+                # Masks differ per epoch: the key folds the epoch into the stimulus index.
+                batch = occlude(train_images[chosen], level=levels[chosen], seed=config.seed,
+                                stimulus_index=epoch * len(images) + train_index[chosen], patch_size=config.patch_size)
+                batch_labels = train_labels[chosen].to(device)
+                out = run_model(model, batch.to(device), n_classes=n_classes)
+                task = task_loss(out, batch_labels, step_loss_weight=config.step_loss_weight)
+                loss = task if out.cost is None else task + out.cost
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                with torch.no_grad():
+                    logits = out.logits.detach().float().cpu().numpy()
+                    halting = None if out.halting_probability is None else \
+                        out.halting_probability.detach().double().cpu().numpy()
+                    step = halting_steps(logits, halting)
+                    predicted = logits[np.arange(len(chosen)), step - 1].argmax(axis=1)
+                n_correct += int((predicted == train_labels[chosen].numpy()).sum())
+                total_loss += float(loss.detach()) * len(chosen)
+                total_task += float(task.detach()) * len(chosen)
+                total_cost += 0.0 if out.cost is None else float(out.cost.detach()) * len(chosen)
+            held_out = evaluate(model, images[held_out_index], labels[held_out_index], stimulus_index=held_out_index,
+                                device=device)
+            time_column = "expected_halting_step" if "expected_halting_step" in held_out else "halting_step"
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": total_loss / len(order),
+                "train_task_loss": total_task / len(order),
+                "train_cost": total_cost / len(order),
+                "train_accuracy": n_correct / len(order),
+                "held_out_accuracy": float(held_out["correct"].mean()),
+                "held_out_final_step_accuracy": float(held_out["final_step_correct"].mean()),
+                "held_out_mean_steps": float(held_out[time_column].mean()),
+                **_summary_columns(resource_summary(model)),
+                "seconds": time.perf_counter() - started,
+            }
+            log_rows.append(row)
+            reporter.epoch(row)
+            if run_dir is not None:
+                _save_checkpoint(checkpoint_path, model=model, optimizer=optimizer, generator=generator,
+                                 epoch=epoch + 1, log_rows=log_rows, config_hash=config_hash)
+                _write_log(run_dir / LOG, pd.DataFrame(log_rows))
+    finally:
+        reporter.close()
     model.eval()
+    with torch.no_grad():
+        has_halting = run_model(model, images[held_out_index[:1]].to(device)).halting_probability is not None
     return TrainResult(model=model, log=pd.DataFrame(log_rows), config=config, train_index=train_index,
-                       held_out_index=held_out_index, run_dir=run_dir)
+                       held_out_index=held_out_index, run_dir=run_dir, has_halting=has_halting)
 
 
-def run_name(config: TrainConfig) -> str:
-    """Folder name of a run under a shared root: the first 16 hex digits of its config hash."""
-    return config.config_hash()[:16]
+def import_weights(run_dir, model: torch.nn.Module, *, record: dict, location: dict, seed: int, device: str,
+                   weights, weights_sha256: str) -> Path:
+    """Make a run folder of weights trained elsewhere, so they export like a model trained here.
 
-
-def train_many(images, labels, configs, *, root_dir, progress: bool = False) -> pd.DataFrame:
-    """Train several configurations one after another, each in its own resumable folder.
-
-    Finished runs are not retrained (their checkpoint already holds the last
-    epoch), so rerunning an interrupted command continues where it stopped.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per run: ``run``, ``seed``, the pressures, and the last epoch's log.
+    The weights are read with ``weights_only=True`` and must fit ``model``
+    exactly (:func:`brainres.data.weights.load_weights`).
     """
-    rows = []
-    for config in configs:
-        result = train_lattice(images, labels, config, run_dir=Path(root_dir) / run_name(config), progress=progress)
-        last = result.log.iloc[-1].to_dict() if len(result.log) else {}
-        rows.append({"run": run_name(config), "seed": config.seed, **config.model.pressures, **last})
-    return pd.DataFrame(rows)
+    from brainres.data.weights import load_weights
 
-
-def load_trained(run_dir) -> LatticeNet:
-    """Rebuild the model saved in ``run_dir`` (config.json + checkpoint.pt), in eval mode."""
     run_dir = Path(run_dir)
-    config_path, checkpoint_path = run_dir / CONFIG, run_dir / CHECKPOINT
-    for path in (config_path, checkpoint_path):
+    load_weights(weights, model)
+    config = TrainConfig(seed=seed, device=device)
+    config_hash = canonical_hash({"model": record, "weights": weights_sha256, "seed": seed})
+    atomic_write_text(run_dir / CONFIG, json.dumps(
+        {"config_hash": config_hash, "model": record, "training": config.to_dict(), "location": location,
+         "weights": {"file": str(weights), "sha256": weights_sha256}, "n_parameters": parameter_count(model)},
+        indent=2))
+    with atomic_path(run_dir / CHECKPOINT, suffix=".pt") as tmp:
+        torch.save({"config_hash": config_hash, "epoch": 0, "model": model.state_dict(), "log": []}, tmp)
+    return run_dir
+
+
+# ------------------------------------------------------------- trained runs
+@dataclasses.dataclass
+class TrainedRun:
+    """A trained model rebuilt from its run folder, with what it is and how it was trained."""
+
+    model: torch.nn.Module
+    record: dict
+    training: TrainConfig
+    run_dir: Path
+    n_parameters: int
+
+    @property
+    def seed(self) -> int:
+        return self.training.seed
+
+
+def read_run_config(run_dir) -> dict:
+    """The ``config.json`` of a run folder, or a clear error if it is not one."""
+    run_dir = Path(run_dir)
+    for path in (run_dir / CONFIG, run_dir / CHECKPOINT):
         if not path.exists():
             raise TrainingError(f"{path} is missing; is {run_dir} a training run folder?")
-    config = TrainConfig.from_dict(json.loads(config_path.read_text())["config"])
-    model = LatticeNet(config.model, seed=config.seed)
-    model.load_state_dict(torch.load(checkpoint_path, weights_only=True)["model"])
-    return model.eval()
+    return json.loads((run_dir / CONFIG).read_text())
+
+
+def load_trained(run_dir, *, build: Callable[[], torch.nn.Module] | None = None, device: str = "cpu") -> TrainedRun:
+    """Rebuild the model saved in ``run_dir`` (config.json + checkpoint.pt), in eval mode.
+
+    The model is rebuilt by its family (recorded in ``config.json``), or by
+    ``build()`` for a model trained without one.
+    """
+    run_dir = Path(run_dir)
+    stored = read_run_config(run_dir)
+    training = TrainConfig.from_dict(stored["training"], where=str(run_dir / CONFIG))
+    record = stored["model"]
+    if build is None:
+        if "family" not in record:
+            raise TrainingError(f"{run_dir} was trained without a family record; pass build= to rebuild its model")
+        from brainres.families import get_family
+
+        family = get_family(record["family"])
+
+        def build():
+            return family.build(record, seed=training.seed, location=stored.get("location", {}))
+    with seeded(training.seed):
+        model = build()
+    state = torch.load(run_dir / CHECKPOINT, weights_only=True, map_location="cpu")
+    model.load_state_dict(state["model"])
+    model.to(use_device(device))
+    return TrainedRun(model=model.eval(), record=record, training=training, run_dir=run_dir,
+                      n_parameters=parameter_count(model))

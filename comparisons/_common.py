@@ -15,11 +15,25 @@ class ComparisonError(BrainresError, ValueError):
     """A comparison's inputs or options do not fit together."""
 
 
-def model_measure(model: xr.Dataset, name: str, occlusion: float | None = 0.0) -> xr.DataArray:
-    """A per-stimulus model measure as ``(seed, stimulus_id)``, at one occlusion level."""
+def available_readouts(model: xr.Dataset) -> list[str]:
+    """The model-time readouts an export holds (a model without halting has no halting readouts)."""
+    return [r for r in READOUTS if r in model]
+
+
+def require_variable(model: xr.Dataset, name: str) -> None:
+    """Raise a :class:`ComparisonError` that lists what the export has, if it lacks ``name``."""
     if name not in model:
+        if name in READOUTS:
+            why = " (the model gives no halting probabilities)" if name in READOUTS[:2] else ""
+            raise ComparisonError(f"the model export has no readout {name!r}{why}; readouts in this export: "
+                                  f"{', '.join(available_readouts(model)) or 'none'} (set the comparison's readout)")
         available = [v for v in model.data_vars if {"seed", "stimulus_id"} <= set(model[v].dims)]
         raise ComparisonError(f"the model export has no variable {name!r}; per-stimulus variables: {available}")
+
+
+def model_measure(model: xr.Dataset, name: str, occlusion: float | None = 0.0) -> xr.DataArray:
+    """A per-stimulus model measure as ``(seed, stimulus_id)``, at one occlusion level."""
+    require_variable(model, name)
     values = model[name]
     if "occlusion" in values.dims:
         levels = [float(v) for v in model["occlusion"].values]
@@ -30,6 +44,30 @@ def model_measure(model: xr.Dataset, name: str, occlusion: float | None = 0.0) -
     if extra:
         raise ComparisonError(f"variable {name!r} has dimension(s) {sorted(extra)} besides seed and stimulus_id")
     return values.transpose("seed", "stimulus_id").astype(float)
+
+
+def require_variation(values: np.ndarray, readout: str, *, n_steps: int | None = None) -> None:
+    """A model time that is the same for every stimulus cannot be correlated with anything: say so.
+
+    ``values`` are per-stimulus (seed means); ``n_steps`` the model's last step.
+    """
+    finite = values[np.isfinite(values)]
+    if finite.size and np.ptp(finite) > 0:
+        return
+    value = float(finite[0]) if finite.size else float("nan")
+    hint = ""
+    if n_steps is not None and value == n_steps:
+        hint = (" Every stimulus is at the last step: the model never becomes sure enough (for "
+                "entropy_threshold_step, its entropy never falls below the threshold; is it above chance?).")
+    elif value == 1:
+        hint = " Every stimulus is at the first step."
+    raise ComparisonError(f"model time ({readout}) does not vary across the {values.size} stimuli: every stimulus has "
+                          f"{value:g}, so it cannot be compared with human data.{hint}")
+
+
+def readout_required(options: dict) -> tuple:
+    """What a comparison with a ``readout`` option needs from the export."""
+    return (options.get("readout"),)
 
 
 def per_subject(trials: xr.Dataset, value: str = "rt", *, correct_only: bool = False) -> xr.DataArray:

@@ -17,7 +17,7 @@ import xarray as xr
 from brainres.compare import Comparison, ComparisonResult, match_stimuli
 from brainres.stats import bootstrap_rdm_comparison, compare_over_steps, rdm_from_responses, rdm_noise_ceiling
 from brainres.stats.result import StatResult
-from brainres.comparisons._common import ComparisonError, fmt
+from brainres.comparisons._common import ComparisonError, fmt, require_variable
 
 
 def subject_rdms(data: xr.Dataset, target: str) -> xr.DataArray:
@@ -33,25 +33,75 @@ def subject_rdms(data: xr.Dataset, target: str) -> xr.DataArray:
     return data["dissimilarity"].sel(rdm=[target])
 
 
-def run(model: xr.Dataset, data: xr.Dataset, *, layer="all", target: str = "subjects", method: str = "spearman",
-        occlusion: float = 0.0, n_resamples: int = 1000, seed: int = 0, ci_level: float = 0.95,
-        intersect: bool = False) -> ComparisonResult:
-    """Time-resolved RSA of model latents against neural RDMs."""
-    if "latent" not in model:
-        raise ComparisonError("the model export has no 'latent' variable; export with latents = true")
-    shared, notes = match_stimuli(model["stimulus_id"].values, data["stimulus_id"].values, intersect=intersect,
-                                  model_name="the model export", data_name=data.attrs.get("dataset_id", "the neural data"))
+def response_rdms(data: xr.Dataset, *, method: str, region: str | None, notes: list) -> xr.DataArray:
+    """RDMs of neural responses: one per subject when neuroids carry a ``subject``, else one.
+
+    Responses are averaged over repetitions and time bins first; neuroids with
+    a missing response to any stimulus are left out (and the notes say how many).
+    """
+    response = data["response"]
+    if region is not None:
+        if "region" not in data.coords:
+            raise ComparisonError("region was given, but the neural data have no 'region' coordinate on 'neuroid'")
+        response = response.sel(neuroid=data["region"].values.astype(str) == region)
+        if response.sizes["neuroid"] == 0:
+            raise ComparisonError(f"no neuroid of region {region!r}; regions: {sorted(set(data['region'].values.astype(str).tolist()))}")
+    averaged = [d for d in ("repetition", "time_bin") if d in response.dims]
+    response = response.mean(averaged) if averaged else response
+    complete = ~response.isnull().any("stimulus_id")
+    if not bool(complete.all()):
+        notes.append(f"{int((~complete).sum())} neuroids with a missing response were left out.")
+        response = response.sel(neuroid=complete.values)
+    groups = [("all", response)]
+    if "subject" in response.coords and len(set(response["subject"].values.astype(str))) > 1:
+        groups = [(str(name), group) for name, group in response.groupby("subject")]
+    ids = response["stimulus_id"].values
+    matrices = [rdm_from_responses(group.transpose("stimulus_id", "neuroid").values, method=method)
+                for _, group in groups]
+    return xr.DataArray(np.stack(matrices), dims=("rdm", "stimulus_id", "stimulus_id_2"),
+                        coords={"rdm": [name for name, _ in groups], "stimulus_id": ids, "stimulus_id_2": ids})
+
+
+def latent_features(model: xr.Dataset, shared, *, layer, occlusion: float) -> tuple[np.ndarray, list[str]]:
+    """Latents as (seed, step, stimulus, feature) for the chosen layers, and the layers' names."""
     latent = model["latent"].sel(stimulus_id=shared)
     if "occlusion" in latent.dims:
         latent = latent.sel(occlusion=float(occlusion))
+    names = list(dict.fromkeys(model["feature_layer"].values.astype(str).tolist()))
     if layer != "all":
-        latent = latent.sel(layer=[int(layer)])
-    features = latent.stack(feature=("layer", "unit")).transpose("seed", "step", "stimulus_id", "feature").values
+        wanted = [layer] if isinstance(layer, str) else list(layer)
+        unknown = [w for w in wanted if w not in names]
+        if unknown:
+            raise ComparisonError(f"no latent layer named {unknown}; layers in this export: {names}")
+        latent = latent.sel(feature=np.isin(model["feature_layer"].values.astype(str), wanted))
+        names = wanted
+    return latent.transpose("seed", "step", "stimulus_id", "feature").values, names
+
+
+def run(model: xr.Dataset, data: xr.Dataset, *, layer="all", target: str = "subjects", method: str = "spearman",
+        rdm_method: str = "correlation", region: str | None = None, occlusion: float = 0.0,
+        n_resamples: int = 1000, seed: int = 0, ci_level: float = 0.95, intersect: bool = False) -> ComparisonResult:
+    """Time-resolved RSA of model latents against neural RDMs, or against RDMs formed from neural responses.
+
+    ``layer`` is ``"all"`` (every latent layer, concatenated), a layer name or a
+    list of names; ``rdm_method`` is the dissimilarity of the model's latents
+    (and of neural responses, when those are given instead of RDMs);
+    ``region`` picks neuroids of one region from neural responses.
+    """
+    require_variable(model, "latent")
+    shared, notes = match_stimuli(model["stimulus_id"].values, data["stimulus_id"].values, intersect=intersect,
+                                  model_name="the model export", data_name=data.attrs.get("dataset_id", "the neural data"))
+    features, layers = latent_features(model, shared, layer=layer, occlusion=occlusion)
     steps = [int(s) for s in model["step"].values]
     model_rdms = np.stack([
-        np.mean([rdm_from_responses(features[s, t], method="correlation") for s in range(features.shape[0])], axis=0)
+        np.mean([rdm_from_responses(features[s, t], method=rdm_method) for s in range(features.shape[0])], axis=0)
         for t in range(len(steps))])
-    neural = subject_rdms(data, target).sel(stimulus_id=shared, stimulus_id_2=shared).transpose("rdm", ...).values
+    if "response" in data:
+        neural_rdms = response_rdms(data, method=rdm_method, region=region, notes=notes)
+        target = "subjects" if neural_rdms.sizes["rdm"] > 1 else "responses"
+    else:
+        neural_rdms = subject_rdms(data, target)
+    neural = neural_rdms.sel(stimulus_id=shared, stimulus_id_2=shared).transpose("rdm", ...).values
 
     results = list(compare_over_steps(model_rdms, neural, method=method, steps=steps))
     low, high = np.empty(len(steps)), np.empty(len(steps))
@@ -88,9 +138,10 @@ def run(model: xr.Dataset, data: xr.Dataset, *, layer="all", target: str = "subj
     figure = xr.Dataset({"y": ("x", estimates), "y_low": ("x", low), "y_high": ("x", high)},
                         coords={"x": np.array(steps, dtype=float)}, attrs=attrs)
     methods = (
-        f"latents-vs-neural: at each of {len(steps)} steps the latent states ({'all layers' if layer == 'all' else f'layer {layer}'}, "
-        f"pooled over space) of {features.shape[0]} seeds gave correlation-distance RDMs over {len(shared)} stimuli, "
-        f"averaged over seeds, and compared ({method}) with {neural.shape[0]} neural RDM(s) ({target}); intervals from "
+        f"latents-vs-neural: at each of {len(steps)} steps the latent states (layers {', '.join(layers)}, "
+        f"pooled over space) of {features.shape[0]} seeds gave {rdm_method}-distance RDMs over {len(shared)} stimuli, "
+        f"averaged over seeds, and compared ({method}) with {neural.shape[0]} neural RDM(s) ({target}"
+        f"{f', formed from responses with {rdm_method} distance' if 'response' in data else ''}); intervals from "
         f"{n_resamples:,} bootstrap resamples of stimuli and subjects (seed {seed}); leave-one-subject-out noise ceilings."
     )
     return ComparisonResult(comparison="latents-vs-neural", title=f"Latent dynamics vs neural RDMs ({data.attrs.get('dataset_id', '')})",
@@ -99,4 +150,4 @@ def run(model: xr.Dataset, data: xr.Dataset, *, layer="all", target: str = "subj
 
 
 COMPARISON = Comparison(id="latents-vs-neural", description="time-resolved RSA of model latents against neural RDMs",
-                        run=run, data_kind="neural_rdms")
+                        run=run, data_kind=("neural_rdms", "neural_responses"), requires=lambda options: ("latent",))

@@ -18,7 +18,9 @@ import xarray as xr
 from brainres.compare import Comparison, ComparisonResult, match_stimuli
 from brainres.stats import crossed_bootstrap
 from brainres.stats.result import StatResult
-from brainres.comparisons._common import READOUTS, ComparisonError, bootstrap_bands, fmt
+from brainres.comparisons._common import (
+    ComparisonError, bootstrap_bands, fmt, readout_required, require_variable,
+)
 
 
 def _slopes(levels: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -30,8 +32,6 @@ def _slopes(levels: np.ndarray, means: np.ndarray) -> np.ndarray:
 def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting_step", n_resamples: int = 10_000,
         seed: int = 0, ci_level: float = 0.95, intersect: bool = False) -> ComparisonResult:
     """Model time as a function of occlusion level, per seed and over seeds."""
-    if readout not in READOUTS:
-        raise ComparisonError(f"readout must be one of {READOUTS}, got {readout!r}")
     if "occlusion" not in model.dims or model.sizes["occlusion"] < 2:
         raise ComparisonError("the export needs at least two occlusion levels (export with occlusion = [0.0, 0.5, ...])")
     levels = np.asarray(model["occlusion"].values, dtype=float)
@@ -39,6 +39,7 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
         raise ComparisonError(f"the export has no unoccluded level 0.0 (levels {levels.tolist()})")
     shared, notes = match_stimuli(model["stimulus_id"].values, data["stimulus_id"].values, intersect=intersect,
                                   model_name="the model export", data_name=data.attrs.get("dataset_id", "the data"))
+    require_variable(model, readout)
     time = model[readout].sel(stimulus_id=shared).transpose("seed", "occlusion", "stimulus_id").values.astype(float)
     seeds = [int(s) for s in model["seed"].values]
     order = np.argsort(levels)
@@ -106,4 +107,5 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
                             inputs={"n_stimuli": int(len(shared)), "n_seeds": len(seeds), "readout": readout})
 
 
-COMPARISON = Comparison(id="occlusion-recurrence", description="model steps as a function of occlusion level", run=run)
+COMPARISON = Comparison(id="occlusion-recurrence", description="model steps as a function of occlusion level", run=run,
+                        requires=readout_required, min_occlusion_levels=2)

@@ -20,17 +20,23 @@ from scipy.stats import binomtest
 
 from brainres.stats import crossed_bootstrap
 from brainres.stats.result import StatResult
-from brainres.comparisons._common import ComparisonError, bootstrap_bands, fmt, per_subject
+from brainres.comparisons._common import (
+    ComparisonError, bootstrap_bands, fmt, per_subject, require_variable,
+)
 
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
 
 
-def run(model: xr.Dataset, data: xr.Dataset, *, occlusion: float = 0.0, n_resamples: int = 10_000, seed: int = 0,
-        ci_level: float = 0.95, intersect: bool = False) -> ComparisonResult:
-    """Speed-accuracy relations of the model (per seed, with bands) and of the humans."""
-    for name in ("correct", "halting_probability", "expected_halting_step"):
-        if name not in model:
-            raise ComparisonError(f"the model export has no variable {name!r}")
+def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting_step", occlusion: float = 0.0,
+        n_resamples: int = 10_000, seed: int = 0, ci_level: float = 0.95, intersect: bool = False) -> ComparisonResult:
+    """Speed-accuracy relations of the model (per seed, with bands) and of the humans.
+
+    ``readout`` is the model time set against errors; the accuracy-by-halting-
+    threshold curve needs halting probabilities and is left out for a model
+    without them.
+    """
+    for name in ("correct", readout):
+        require_variable(model, name)
     if (model["target_class"].values < 0).any() if "target_class" in model else False:
         raise ComparisonError("the export has unscored stimuli (no target class); speed-accuracy needs labels")
     shared, notes = match_stimuli(model["stimulus_id"].values, data["stimulus_id"].values, intersect=intersect,
@@ -39,8 +45,9 @@ def run(model: xr.Dataset, data: xr.Dataset, *, occlusion: float = 0.0, n_resamp
     if "occlusion" in picked.dims:
         picked = picked.sel(occlusion=float(occlusion))
     correct = picked["correct"].transpose("seed", "stimulus_id", "step").values.astype(float)  # (seed, stim, step)
-    halting = picked["halting_probability"].transpose("seed", "stimulus_id", "step").values
-    time = picked["expected_halting_step"].transpose("seed", "stimulus_id").values
+    halting = picked["halting_probability"].transpose("seed", "stimulus_id", "step").values \
+        if "halting_probability" in picked else None
+    time = picked[readout].transpose("seed", "stimulus_id").values
     seeds = [int(s) for s in picked["seed"].values]
     steps = picked["step"].values
     n = len(shared)
@@ -80,7 +87,7 @@ def run(model: xr.Dataset, data: xr.Dataset, *, occlusion: float = 0.0, n_resamp
         results.append(crossed_bootstrap(
             time_difference, {"stimulus": n}, n_resamples=n_resamples, seed=seed, ci_level=ci_level,
             statistic_name="time_difference", n=n, interval="percentile",
-            extra={"label": "model: expected steps on errors minus on correct answers (seed-mean)"}))
+            extra={"label": f"model: {readout.replace('_', ' ')} on errors minus on correct answers (seed-mean)"}))
     else:
         notes.append("The model is right (or wrong) on every stimulus in every seed; no error-vs-correct time difference.")
 
@@ -107,12 +114,29 @@ def run(model: xr.Dataset, data: xr.Dataset, *, occlusion: float = 0.0, n_resamp
         coords={"series": [f"seed {s}" for s in seeds], "x": steps.astype(float)},
         attrs={"figure": "lines", "title": "accuracy when answering at step t", "x_label": "step",
                "y_label": "accuracy", "caption": "Bands: 95% percentile bootstrap over stimuli."})
+    figures = {"by_step": accuracy_figure}
+    if halting is not None:
+        figures["by_threshold"] = _threshold_figure(halting, correct, seeds, seed=seed, ci_level=ci_level)
+    else:
+        notes.append("The model gives no halting probabilities: no accuracy-by-halting-threshold curve.")
+    methods = (
+        f"speed-accuracy: on the {n} stimuli of {data.attrs.get('dataset_id', 'the stimulus set')} at occlusion "
+        f"{occlusion}, accuracy per step and per halting threshold for {len(seeds)} seeds; intervals from "
+        f"{n_resamples:,} bootstrap resamples of stimuli (human RT difference: of subjects), seed {seed}."
+    )
+    return ComparisonResult(comparison="speed-accuracy", title=f"Speed and accuracy ({data.attrs.get('dataset_id', '')})",
+                            results=results, figures=figures,
+                            methods=methods, notes=notes, inputs={"n_stimuli": n, "n_seeds": len(seeds)})
+
+
+def _threshold_figure(halting, correct, seeds, *, seed: int, ci_level: float) -> xr.Dataset:
+    """Accuracy when answering at the first step whose cumulative halting probability reaches q."""
     cumulative = np.cumsum(halting, axis=2)
     exit_step = np.stack([np.argmax(cumulative >= q - 1e-9, axis=2) for q in THRESHOLDS], axis=1)  # (seed, q, stim)
     exit_correct = np.take_along_axis(np.transpose(correct, (0, 2, 1))[:, None, :, :].repeat(len(THRESHOLDS), 1),
                                       exit_step[:, :, None, :], axis=2)[:, :, 0, :]
     low, high = bootstrap_bands(exit_correct, seed=seed + 1, ci_level=ci_level)
-    threshold_figure = xr.Dataset(
+    return xr.Dataset(
         {"y": (("series", "x"), exit_correct.mean(axis=2)), "y_low": (("series", "x"), low),
          "y_high": (("series", "x"), high), "mean_exit_step": (("series", "x"), (exit_step + 1).mean(axis=2))},
         coords={"series": [f"seed {s}" for s in seeds], "x": np.array(THRESHOLDS)},
@@ -122,14 +146,7 @@ def run(model: xr.Dataset, data: xr.Dataset, *, occlusion: float = 0.0, n_resamp
                    fmt(float((exit_step + 1)[:, THRESHOLDS.index(q)].mean())) for q in (0.1, 0.5, 0.99)),
                "caption": "Answering at the first step whose cumulative halting probability reaches q; "
                           "bands: 95% percentile bootstrap over stimuli."})
-    methods = (
-        f"speed-accuracy: on the {n} stimuli of {data.attrs.get('dataset_id', 'the stimulus set')} at occlusion "
-        f"{occlusion}, accuracy per step and per halting threshold for {len(seeds)} seeds; intervals from "
-        f"{n_resamples:,} bootstrap resamples of stimuli (human RT difference: of subjects), seed {seed}."
-    )
-    return ComparisonResult(comparison="speed-accuracy", title=f"Speed and accuracy ({data.attrs.get('dataset_id', '')})",
-                            results=results, figures={"by_step": accuracy_figure, "by_threshold": threshold_figure},
-                            methods=methods, notes=notes, inputs={"n_stimuli": n, "n_seeds": len(seeds)})
 
 
-COMPARISON = Comparison(id="speed-accuracy", description="accuracy against steps and halting threshold", run=run)
+COMPARISON = Comparison(id="speed-accuracy", description="accuracy against steps and halting threshold", run=run,
+                        requires=lambda options: ("correct", options.get("readout")))

@@ -26,7 +26,9 @@ from brainres.stats import (
     rt_mixed_model,
     split_half_reliability,
 )
-from brainres.comparisons._common import READOUTS, ComparisonError, fmt, model_measure, per_subject
+from brainres.comparisons._common import (
+    ComparisonError, fmt, model_measure, per_subject, readout_required, require_variation,
+)
 
 
 def run(
@@ -55,7 +57,9 @@ def run(
         Human trials (``rt`` in seconds).
     readout : str
         Which model time: one of ``expected_halting_step``,
-        ``median_halting_step``, ``entropy_threshold_step``, ``uncertainty_auc``.
+        ``median_halting_step`` (models with halting), ``entropy_threshold_step``,
+        ``uncertainty_auc``, or any per-stimulus variable of the export (a
+        column of precomputed measures).
     occlusion : float
         The export's occlusion level to use (humans saw unoccluded images).
     method : {"spearman", "pearson"}
@@ -70,8 +74,6 @@ def run(
     intersect : bool
         Use the stimuli common to both sides instead of failing on a mismatch.
     """
-    if readout not in READOUTS:
-        raise ComparisonError(f"readout must be one of {READOUTS}, got {readout!r}")
     if method not in ("spearman", "pearson"):
         raise ComparisonError(f"method must be 'spearman' or 'pearson', got {method!r}")
     time = model_measure(model, readout, occlusion)
@@ -82,6 +84,7 @@ def run(
     human = human.sel(stimulus_id=shared)
     model_matrix, human_matrix = time.values, human.values
     model_mean, human_mean = model_matrix.mean(axis=0), np.nanmean(human_matrix, axis=0)
+    require_variation(model_mean, readout, n_steps=model.sizes.get("step"))
     common = {"method": method, "ci_level": ci_level}
 
     results = []
@@ -131,7 +134,7 @@ def run(
             "annotation": f"{method} r = {fmt(analytic.estimate)}, 95% CI [{fmt(results[1].ci_low)}, "
                           f"{fmt(results[1].ci_high)}]\nceiling (sqrt reliability) = "
                           + (fmt(ceiling) if ceiling == ceiling else "n/a (reliability <= 0)"),
-            "caption": f"Each point is a stimulus. Red: least-squares line. Interval: bootstrap over seeds and stimuli.",
+            "caption": "Each point is a stimulus. Red: least-squares line. Interval: bootstrap over seeds and stimuli.",
         },
     )
     trial_note = "correct trials only" if correct_only else "all answered trials (missed responses excluded)"
@@ -154,4 +157,5 @@ def run(
     )
 
 
-COMPARISON = Comparison(id="time-vs-rt", description="per-stimulus model time vs human reaction time", run=run)
+COMPARISON = Comparison(id="time-vs-rt", description="per-stimulus model time vs human reaction time", run=run,
+                        requires=readout_required)

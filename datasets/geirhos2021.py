@@ -15,7 +15,6 @@ import re
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from brainres.data.readers import read_images, read_table

@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+import argparse
+
 
 def register(subparsers) -> None:
-    run = subparsers.add_parser("run", help="run a pipeline: train, export, compare, report")
+    run = subparsers.add_parser("run", help="run a pipeline: train, export, compare, report",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     run.add_argument("pipeline", help="pipeline TOML file (see docs/pipelines.md)")
     run.add_argument("--out", help="run folder (default: runs/<pipeline name>); reruns reuse finished tasks")
+    run.add_argument("--check", action="store_true",
+                     help="only check the pipeline (data, models, options) and exit; runs no task")
     run.add_argument("--executor", choices=["in-process", "local", "scheduler", "slurm"],
                      help="where tasks run (default: the pipeline's [run] executor, else a local Dask cluster)")
-    run.add_argument("--workers", type=int, help="worker processes of the local cluster")
+    run.add_argument("--workers", type=int, help="worker processes of the local cluster (default: the pipeline's)")
     run.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786")
+    run.add_argument("--device", help="train and export every model on this device (cpu, cuda, cuda:N); "
+                                      "default: each model's device")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.set_defaults(func=run_command)
     report = subparsers.add_parser("report", help="(re)write the report of a run folder")
-    report.add_argument("run_dir")
+    report.add_argument("run_dir", help="a folder written by brainres run")
     report.set_defaults(func=report_command)
 
 
 def run_command(args) -> int:
-    from brainres.pipeline.run import run_pipeline
+    from brainres.pipeline.run import check, run_pipeline
 
+    if args.check:
+        checked = check(args.pipeline, device=args.device)
+        pipeline = checked.pipeline
+        seeds = sum(len(m.seeds) for m in checked.models.values())
+        print(f"{args.pipeline}: OK ({len(pipeline.models)} models, {seeds} seeds, {len(pipeline.exports)} exports, "
+              f"{len(pipeline.comparisons)} comparisons)")
+        return 0
     report = run_pipeline(args.pipeline, args.out, executor=args.executor, workers=args.workers,
-                          scheduler=args.scheduler, progress=not args.quiet, quiet=args.quiet)
+                          scheduler=args.scheduler, device=args.device, progress=not args.quiet, quiet=args.quiet)
     print(f"report: {report}")
     return 0
 

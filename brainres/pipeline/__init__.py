@@ -6,6 +6,6 @@ not finished yet, on the chosen executor, and writes the report. See
 """
 
 from brainres.pipeline.config import Pipeline, load_pipeline, parse_pipeline
-from brainres.pipeline.run import run_pipeline
+from brainres.pipeline.run import check, run_pipeline
 
-__all__ = ["Pipeline", "load_pipeline", "parse_pipeline", "run_pipeline"]
+__all__ = ["Pipeline", "check", "load_pipeline", "parse_pipeline", "run_pipeline"]

@@ -1,4 +1,10 @@
-"""The report of a run folder: results table (CSV + netCDF), methods from what ran, HTML."""
+"""The report of a run folder: results table (CSV + netCDF), methods from what ran, HTML.
+
+Everything here is read back from the run folder: the provenance record lists
+the tasks and their folders, each training folder's ``config.json`` says what
+the model is and how it was trained, each export's file says how it was made.
+The methods text therefore describes what ran, never a default.
+"""
 
 from __future__ import annotations
 
@@ -7,58 +13,113 @@ from pathlib import Path
 
 import numpy as np
 
-from brainres.data.io import atomic_path, atomic_write_text
-from brainres.pipeline.config import parse_pipeline
+from brainres.data.io import atomic_path, open_netcdf
+from brainres.errors import BrainresError
 from brainres.pipeline.store import load_result, results_frame
-from brainres.pipeline.tasks import build_tasks
 from brainres.report import write_report
 
 
-def _methods(pipeline, tasks) -> list[str]:
-    done = {t.key: json.loads(t.done_path.read_text()) for t in tasks if t.done_path.exists()}
-    paragraphs = []
-    for model in pipeline.models:
-        from brainres.models.lattice import LatticeConfig
-        from brainres.train import TrainConfig
+class ReportError(BrainresError):
+    """A folder is not a finished run, or its records are damaged."""
 
-        lattice = LatticeConfig(**{k: v for k, v in model.lattice.items() if k not in ("in_channels", "n_classes")})
-        training = TrainConfig(model=lattice, **model.training)
-        accuracies = [done.get(f"train/{model.name}/seed-{s}", {}).get("summary", {}).get("held_out_accuracy")
-                      for s in model.seeds]
-        accuracy_text = ", ".join("n/a" if a is None else f"{a:.3f}" for a in accuracies)
-        size = f"resized to {model.image_size} x {model.image_size} pixels" if model.image_size else "at their original size"
-        paragraphs.append(
-            f"Model '{model.name}': {len(model.seeds)} seeds ({', '.join(map(str, model.seeds))}) of the "
-            f"breadth-depth-time lattice (at most {lattice.max_channels} channels, {lattice.max_layers} layers and "
-            f"{lattice.max_steps} recurrent steps; pressures lambda_breadth = {lattice.lambda_breadth}, "
-            f"lambda_depth = {lattice.lambda_depth}, lambda_time = {lattice.lambda_time}; {lattice.halting} halting "
-            f"with a geometric prior of {lattice.halting_prior}) were trained on the images of {model.data} "
-            f"{size}, with their category labels, for {training.epochs} epochs (Adam, learning rate "
-            f"{training.learning_rate}, batch size {training.batch_size}; occlusion augmentation at levels "
-            f"{', '.join(map(str, training.occlusion_levels))}; {100 * training.held_out_fraction:.0f}% of the "
-            f"images held out, split seed {training.split_seed}). Held-out accuracy at the median halting step "
-            f"by seed: {accuracy_text}."
-        )
-    for export in pipeline.exports:
-        paragraphs.append(
-            f"Model '{export.model}' was run on every stimulus of {export.stimuli} at occlusion levels "
-            f"{', '.join(map(str, export.occlusion))} (gray square occluders, masks fixed by stimulus and level, "
-            "occlusion seed 0); per stimulus and step we recorded the halting distribution, entropy and prediction, "
-            "and derived the expected, median and entropy-threshold halting steps and the area under the "
-            "uncertainty curve."
-        )
+
+def _numbers(values, digits=3) -> str:
+    return ", ".join("n/a" if v is None else f"{v:.{digits}f}" for v in values)
+
+
+def _training_sentence(training: dict, data: str, has_halting: bool) -> str:
+    levels = [level for level in training["occlusion_levels"]]
+    augmentation = ("no occlusion augmentation" if levels == [0.0] else
+                    f"occlusion augmentation at levels {', '.join(f'{level:g}' for level in levels)}")
+    loss = ("halting-weighted cross-entropy plus "
+            f"{training['step_loss_weight']:g} x the mean cross-entropy over steps" if has_halting
+            else "the mean cross-entropy over steps")
+    return (f"trained on the images of {data} with their category labels for {training['epochs']} epochs (Adam, "
+            f"learning rate {training['learning_rate']:g}, batch size {training['batch_size']}; loss: {loss}, plus "
+            f"the model's own cost terms; {augmentation}; {100 * training['held_out_fraction']:.0f}% of the images "
+            f"held out, split seed {training['split_seed']}; on {training['device']})")
+
+
+def _model_paragraph(name: str, entries: list[tuple[dict, dict]]) -> str:
+    from brainres.families import get_family
+
+    stored, done = entries[0]
+    record, seeds = stored["model"], [e[0]["training"]["seed"] for e in entries]
+    family = get_family(record["family"])
+    size = (f"resized to {record['image_size']} x {record['image_size']} pixels" if record["image_size"]
+            else "at their original size")
+    channels = "grey" if record["in_channels"] == 1 else f"{record['in_channels']}-channel"
+    head = (f"Model '{name}': {len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}) of "
+            f"{family.describe(record)}, with {stored['n_parameters']:,} trainable parameters and "
+            f"{len(record['classes'])} output classes, shown {channels} images {size}")
+    if stored.get("weights"):
+        files = "; ".join(f"seed {e[0]['training']['seed']}: {e[0]['weights']['file']} (SHA-256 "
+                          f"{e[0]['weights']['sha256'][:12]})" for e in entries)
+        return f"{head}. Weights were trained elsewhere and loaded from {files}."
+    accuracies = [done.get("summary", {}).get("held_out_accuracy") for _, done in entries]
+    has_halting = bool(done.get("summary", {}).get("halting"))
+    return (f"{head}, were {_training_sentence(stored['training'], record['data']['ref'], has_halting)}. "
+            f"Held-out accuracy at the halting step by seed: {_numbers(accuracies)}.")
+
+
+def _export_paragraph(model: str, stimuli: str, attrs: dict, occlusion, latents: bool) -> str:
+    readouts = ", ".join(r.replace("_", " ") for r in attrs.get("readouts", []))
+    return (f"Model '{model}' was run on every stimulus of {stimuli} at occlusion levels "
+            f"{', '.join(f'{o:g}' for o in occlusion)} (gray square occluders, masks fixed by stimulus and level, "
+            f"occlusion seed {attrs.get('occlusion_seed', 0)}). Per stimulus and step we recorded the entropy and the "
+            f"prediction{' and the halting distribution' if 'expected_halting_step' in attrs.get('readouts', []) else ''}"
+            f"{' and the latent states (averaged over space)' if latents else ''}, and derived: {readouts}. The "
+            f"model's answer is its prediction at the {attrs.get('halting_step_readout', 'halting step')}.")
+
+
+def _methods(provenance: dict, run_dir: Path) -> list[str]:
+    tasks = provenance["tasks"]
+    by_key = {t["task"]: t for t in tasks}
+    paragraphs = []
+    configuration = provenance["configuration"]
+    for model in configuration.get("model", []):
+        name = model["name"]
+        if "measures" in model:
+            info = provenance.get("models", {}).get(name, {}).get("measures") or {}
+            paragraphs.append(f"Model '{name}': measures computed outside brainres, read from {model['measures']} "
+                              f"(SHA-256 {str(info.get('digest', ''))[:12]}).")
+            continue
+        entries = []
+        for seed in model["seeds"]:
+            task = by_key.get(f"train/{name}/seed-{seed}")
+            folder = run_dir / task["folder"] if task else None
+            if folder is None or not (folder / "done.json").exists():
+                continue
+            entries.append((json.loads((folder / "config.json").read_text()),
+                            json.loads((folder / "done.json").read_text())))
+        if entries:
+            paragraphs.append(_model_paragraph(name, entries))
+    for export in configuration.get("export", []):
+        seeds = next(m["seeds"] for m in configuration["model"] if m["name"] == export["model"])
+        task = by_key.get(f"export/{export['model']}/{export['stimuli']}/seed-{seeds[0]}")
+        path = run_dir / task["folder"] / "measures.nc" if task else None
+        if path is None or not path.exists():
+            continue
+        with open_netcdf(path) as measures:
+            attrs = dict(measures.attrs)
+        paragraphs.append(_export_paragraph(export["model"], export["stimuli"], attrs,
+                                            export.get("occlusion", [0.0]), export.get("latents", False)))
     return paragraphs
 
 
-def write_run_report(run_dir, *, pipeline=None, tasks=None) -> Path:
-    """(Re)write ``report.html``, ``results.csv`` and ``results.nc`` of a run folder."""
+def write_run_report(run_dir) -> Path:
+    """(Re)write ``report.html``, ``results.csv`` and ``results.nc`` of a run folder, from what it holds."""
     run_dir = Path(run_dir)
-    provenance = json.loads((run_dir / "provenance.json").read_text())
-    if pipeline is None:
-        pipeline = parse_pipeline(provenance["configuration"], source=provenance.get("pipeline_file", "pipeline"))
-    if tasks is None:
-        tasks = build_tasks(pipeline, run_dir)
-    results = [load_result(t.folder) for t in tasks if t.kind == "compare" and t.is_done()]
+    record = run_dir / "provenance.json"
+    if not record.exists():
+        raise ReportError(f"{run_dir} is not a finished brainres run (no provenance.json); run a pipeline into it "
+                          "with 'brainres run PIPELINE.toml --out FOLDER'")
+    try:
+        provenance = json.loads(record.read_text())
+        compare_folders = [run_dir / t["folder"] for t in provenance["tasks"] if t.get("kind") == "compare"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ReportError(f"{record} is damaged ({type(err).__name__}: {err})") from None
+    results = [load_result(folder) for folder in compare_folders if (folder / "done.json").exists()]
     table = results_frame(results)
     with atomic_path(run_dir / "results.csv", suffix=".csv") as tmp:
         table.to_csv(tmp, index=False)
@@ -68,10 +129,10 @@ def write_run_report(run_dir, *, pipeline=None, tasks=None) -> Path:
 
         stats = results_to_dataset([r for c in results for r in c.results], include_distribution=False)
         stats = stats.assign(comparison=("result", np.concatenate([[c.comparison] * len(c.results) for c in results])))
-        stats.attrs["pipeline"] = pipeline.name
+        stats.attrs["pipeline"] = provenance["pipeline"]
         write_netcdf(stats, run_dir / "results.nc")
-    return write_report(run_dir / "report.html", title=f"brainres report: {pipeline.name}", comparisons=results,
-                        methods=_methods(pipeline, tasks), provenance=provenance)
+    return write_report(run_dir / "report.html", title=f"brainres report: {provenance['pipeline']}",
+                        comparisons=results, methods=_methods(provenance, run_dir), provenance=provenance)
 
 
 __all__ = ["write_run_report"]

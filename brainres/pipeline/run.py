@@ -1,4 +1,4 @@
-"""Running a pipeline: its tasks (cached by hash) on an executor, then the report."""
+"""Running a pipeline: check it whole, run its tasks (cached by hash) on an executor, then the report."""
 
 from __future__ import annotations
 
@@ -8,15 +8,31 @@ import time
 from pathlib import Path
 
 from brainres.data.io import atomic_write_text
+from brainres.pipeline.check import check_pipeline
 from brainres.pipeline.config import Pipeline, load_pipeline
 from brainres.pipeline.engine import run_tasks
 from brainres.pipeline.provenance import provenance
 from brainres.pipeline.tasks import build_tasks
 
 
+def _load(pipeline) -> Pipeline:
+    return pipeline if isinstance(pipeline, Pipeline) else load_pipeline(pipeline)
+
+
+def check(pipeline, *, device: str | None = None):
+    """Check a pipeline (file or :class:`Pipeline`) without running anything; returns the checked pipeline.
+
+    Every data reference is resolved, every model built and run once on two
+    blank images, every comparison's options checked; one
+    :class:`~brainres.pipeline.config.PipelineError` lists all problems.
+    """
+    return check_pipeline(_load(pipeline), device=device)
+
+
 def run_pipeline(pipeline, run_dir=None, *, executor: str | None = None, workers: int | None = None,
-                 scheduler: str | None = None, progress: bool = True, quiet: bool = False) -> Path:
-    """Run every task of ``pipeline`` that is not finished yet, then write the report.
+                 scheduler: str | None = None, device: str | None = None, progress: bool = True,
+                 quiet: bool = False) -> Path:
+    """Check ``pipeline`` whole, run every task that is not finished yet, then write the report.
 
     Parameters
     ----------
@@ -33,8 +49,11 @@ def run_pipeline(pipeline, run_dir=None, *, executor: str | None = None, workers
         Worker processes of the local cluster (default: the pipeline's, else 2).
     scheduler : str, optional
         Address of a running Dask scheduler, e.g. ``tcp://127.0.0.1:8786``.
+    device : str, optional
+        Train and export every model on this device (``"cuda"``); default: each
+        model's ``device`` (CPU unless the pipeline says otherwise).
     progress : bool
-        Progress bars for in-process training and export.
+        Progress of training (epoch by epoch) and export.
     quiet : bool
         No status lines on stderr.
 
@@ -43,21 +62,25 @@ def run_pipeline(pipeline, run_dir=None, *, executor: str | None = None, workers
     pathlib.Path
         The report's path (``run_dir/report.html``).
     """
-    if not isinstance(pipeline, Pipeline):
-        pipeline = load_pipeline(pipeline)
+    pipeline = _load(pipeline)
+    started = time.perf_counter()
+    checked = check_pipeline(pipeline, device=device)
+    if not quiet:
+        print(f"pipeline {pipeline.name}: checked in {time.perf_counter() - started:.1f} s", file=sys.stderr,
+              flush=True)
     run_dir = Path(run_dir or Path("runs") / pipeline.name)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tasks = build_tasks(pipeline, run_dir)
+    tasks = build_tasks(checked, run_dir)
     if scheduler:
         executor = "scheduler"
-    started = time.perf_counter()
     records = run_tasks(tasks, executor=executor or pipeline.executor, workers=workers or pipeline.workers,
                         threads=pipeline.threads_per_task, scheduler=scheduler, slurm=pipeline.slurm,
-                        progress=progress, quiet=quiet)
+                        progress=progress and not quiet, quiet=quiet)
     from brainres.pipeline.report import write_run_report
 
-    atomic_write_text(run_dir / "provenance.json", json.dumps(provenance(pipeline, records), indent=2, default=str))
-    report = write_run_report(run_dir, pipeline=pipeline, tasks=tasks)
+    atomic_write_text(run_dir / "provenance.json",
+                      json.dumps(provenance(checked, tasks, records), indent=2, default=str))
+    report = write_run_report(run_dir)
     if not quiet:
         print(f"all {len(tasks)} tasks in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     return report

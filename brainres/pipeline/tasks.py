@@ -1,9 +1,13 @@
-"""The tasks of a pipeline run: train one seed, export one model on one stimulus set, one comparison.
+"""The tasks of a pipeline run: train (or import) one seed, export it on one stimulus set, compare.
 
-Each task has a hash of its own configuration and of the hashes of the tasks
-it depends on; its outputs live in a folder named after that hash, and a
-``done.json`` written last marks it finished. A rerun skips finished tasks,
-and an unfinished training resumes from its last checkpoint.
+Each task has a hash of its own configuration, of the hashes of the tasks it
+depends on and of the sources it runs (brainres's and the user's model
+code); its outputs live in a folder named after that hash, and a ``done.json``
+written last marks it finished. A rerun skips finished tasks, and an
+unfinished training resumes from its last checkpoint.
+
+No task knows a family by name: models are reached through the family
+registry and the image-model contract.
 """
 
 from __future__ import annotations
@@ -12,10 +16,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
-
 import brainres
-from brainres.data.io import atomic_write_text
 from brainres.hashing import canonical_hash
 
 DONE = "done.json"
@@ -23,12 +24,17 @@ DONE = "done.json"
 
 @dataclasses.dataclass
 class Task:
-    """One unit of work of a run."""
+    """One unit of work of a run.
+
+    ``spec`` is hashed (it decides the outputs); ``context`` is not (where
+    things are on this machine, labels for progress output).
+    """
 
     key: str
     kind: str
     spec: dict
     deps: tuple[str, ...]
+    context: dict = dataclasses.field(default_factory=dict)
     hash: str = ""
     folder: Path | None = None
 
@@ -42,41 +48,77 @@ class Task:
         return json.loads(self.done_path.read_text()).get("hash") == self.hash
 
 
-def build_tasks(pipeline, run_dir) -> list[Task]:
-    """All tasks of ``pipeline`` in dependency order, with hashes and folders."""
-    from brainres.pipeline.provenance import code_fingerprint
+def _family_sources(family: str | None) -> tuple[str, ...]:
+    """Source prefixes of one family: its folder plus the registry and declaration."""
+    if family is None:
+        return ()
+    from brainres.families import INDEX
 
+    return (f"brainres/families/{INDEX[family].partition(':')[0]}", "brainres/families/__init__.py",
+            "brainres/families/base.py")
+
+
+def build_tasks(checked, run_dir) -> list:
+    """All tasks of a checked pipeline in dependency order, with hashes and folders."""
+    from brainres.pipeline.provenance import TASK_SOURCES, code_fingerprint
+
+    pipeline = checked.pipeline
     run_dir = Path(run_dir)
     tasks: dict[str, Task] = {}
-    code = {kind: code_fingerprint(kind) for kind in RUNNERS}
+    fingerprints: dict[tuple, str] = {}
 
-    def add(task: Task, subfolder: str):
+    def add(task: Task, subfolder: str, family: str | None = None):
+        prefixes = TASK_SOURCES[task.kind] + _family_sources(family)
+        if prefixes not in fingerprints:
+            fingerprints[prefixes] = code_fingerprint(prefixes)
         dep_hashes = [tasks[d].hash for d in task.deps]
         task.hash = canonical_hash({"kind": task.kind, "spec": task.spec, "deps": dep_hashes,
-                                    "brainres": brainres.__version__, "code": code[task.kind]})
+                                    "brainres": brainres.__version__, "code": fingerprints[prefixes]})
         task.folder = run_dir / subfolder / f"{task.key.split('/', 1)[1].replace('/', '__')}-{task.hash[:12]}"
         tasks[task.key] = task
 
     for model in pipeline.models:
-        for seed in model.seeds:
-            spec = {"family": model.family, "data": model.data, "image_size": model.image_size,
-                    "lattice": model.lattice, "training": model.training, "seed": seed}
-            add(Task(f"train/{model.name}/seed-{seed}", "train", spec, ()), "models")
+        entry = checked.model(model.name)
+        if model.precomputed:
+            add(Task(f"measures/{model.name}", "measures", {"measures": entry.measures.spec()}, (),
+                     context={"path": entry.measures.path, "name": model.name}), "exports")
+            continue
+        device = checked.device or model.device
+        for index, seed in enumerate(model.seeds):
+            spec = {"model": entry.record, "code": entry.code, "seed": seed, "device": device}
+            context = {"location": entry.location, "label": f"{model.name} seed {seed}"}
+            if entry.checkpoints:
+                path, digest = entry.checkpoints[index]
+                spec["weights_sha256"] = digest
+                context["weights"] = path
+            else:
+                spec |= {"data": entry.data.spec(), "training": model.training}
+                context["data"] = entry.data
+            add(Task(f"train/{model.name}/seed-{seed}", "train", spec, (), context=context), "models",
+                model.family)
     for export in pipeline.exports:
         # one task per seed, so seeds export in parallel; comparisons combine them lazily
-        for seed in pipeline.model(export.model).seeds:
-            spec = {"model": export.model, "stimuli": export.stimuli, "occlusion": list(export.occlusion),
-                    "latents": export.latents, "batch_size": export.batch_size,
-                    "unknown_classes": export.unknown_classes, "seed": seed}
+        model = pipeline.model(export.model)
+        source = checked.stimuli[(export.model, export.stimuli)]
+        for seed in model.seeds:
+            spec = {"stimuli": source.spec(), "occlusion": list(export.occlusion), "latents": export.latents,
+                    "batch_size": export.batch_size, "unknown_classes": export.unknown_classes,
+                    "entropy_threshold": export.entropy_threshold, "device": checked.device or model.device}
             add(Task(f"export/{export.model}/{export.stimuli}/seed-{seed}", "export", spec,
-                     (f"train/{export.model}/seed-{seed}",)), "exports")
-    for comparison in pipeline.comparisons:
-        deps = tuple(f"export/{comparison.model}/{comparison.stimuli}/seed-{seed}"
-                     for seed in pipeline.model(comparison.model).seeds)
+                     (f"train/{export.model}/seed-{seed}",), context={"stimuli": source}), "exports", model.family)
+    for index, comparison in enumerate(pipeline.comparisons):
+        model = pipeline.model(comparison.model)
+        if model.precomputed:
+            deps = (f"measures/{model.name}",)
+        else:
+            deps = tuple(f"export/{comparison.model}/{comparison.stimuli}/seed-{seed}" for seed in model.seeds)
+        source = checked.data[index]
         spec = {"kind": comparison.kind, "model": comparison.model, "stimuli": comparison.stimuli,
-                "data": comparison.data, "options": comparison.options}
-        add(Task(f"compare/{comparison.kind}/{comparison.model}/{comparison.stimuli}/{comparison.data}",
-                 "compare", spec, deps), "results")
+                "data": source.spec(), "options": comparison.options}
+        key = f"compare/{comparison.kind}/{comparison.model}/{comparison.stimuli or 'measures'}/{comparison.data}"
+        repeat = sum(t.startswith(key) for t in tasks)  # the same comparison with other options
+        add(Task(key + (f"/{repeat + 1}" if repeat else ""), "compare", spec, deps, context={"data": source}),
+            "results")
     return list(tasks.values())
 
 
@@ -84,59 +126,91 @@ def build_tasks(pipeline, run_dir) -> list[Task]:
 
 
 def run_train(task: Task, tasks: dict, progress: bool) -> dict:
-    from brainres.data.registry import load_stimuli
-    from brainres.export import prepare_images
-    from brainres.models.lattice import LatticeConfig
-    from brainres.train import TrainConfig, train_lattice
+    """Train one seed of an image model, or import its weights."""
+    from brainres.families import get_family
+    from brainres.models.contract import seeded
+    from brainres.train import TrainConfig, import_weights, train_model
 
-    spec = task.spec
-    stimuli = load_stimuli(spec["data"])
-    classes = [str(c) for c in stimuli["label"].attrs.get("classes", np.unique(stimuli["category"].values))]
-    lattice = {"in_channels": int(stimuli.sizes["channel"]), "n_classes": len(classes)} | spec["lattice"]
-    images = prepare_images(stimuli["image"].values, in_channels=lattice["in_channels"], image_size=spec["image_size"])
-    labels = np.array([classes.index(str(c)) for c in stimuli["category"].values])
-    config = TrainConfig.from_dict({"model": lattice, "seed": spec["seed"], **spec["training"]})
+    spec, context = task.spec, task.context
+    record = spec["model"]
+    family = get_family(record["family"])
+
+    def build():
+        return family.build(record, seed=spec["seed"], location=context["location"])
+
+    if "weights" in context:
+        with seeded(spec["seed"]):
+            model = build()
+        import_weights(task.folder, model, record=record, location=context["location"], seed=spec["seed"],
+                       device=spec["device"], weights=context["weights"], weights_sha256=spec["weights_sha256"])
+        return {"weights": context["weights"]}
+
+    from brainres.models.inputs import class_indices, prepare_images
+    from brainres.pipeline.sources import load_stimuli
+
     import torch
 
-    result = train_lattice(images, torch.from_numpy(labels), config, run_dir=task.folder, progress=progress)
-    atomic_write_text(task.folder / "data.json", json.dumps(
-        {"data": spec["data"], "classes": classes, "image_size": spec["image_size"]}, indent=2))
+    stimuli = load_stimuli(context["data"])
+    images = prepare_images(stimuli["image"].values, in_channels=record["in_channels"], image_size=record["image_size"])
+    labels = torch.from_numpy(class_indices(stimuli, record["classes"]))
+    config = TrainConfig.from_dict({**spec["training"], "seed": spec["seed"], "device": spec["device"]})
+    result = train_model(build, images, labels, config, n_classes=len(record["classes"]),
+                         record={**record, "data": spec["data"]}, location=context["location"], run_dir=task.folder,
+                         progress=progress, label=context["label"])
     last = result.log.iloc[-1].to_dict()
-    return {"held_out_accuracy": last.get("held_out_accuracy"), "held_out_mean_steps": last.get("held_out_mean_steps")}
+    return {"held_out_accuracy": last.get("held_out_accuracy"), "held_out_mean_steps": last.get("held_out_mean_steps"),
+            "halting": result.has_halting}
 
 
 def run_export(task: Task, tasks: dict, progress: bool) -> dict:
-    from brainres.data.registry import load_stimuli
-    from brainres.export import export_lattice
-    from brainres.train import load_trained
+    """Export one trained seed on one stimulus set."""
+    from brainres.export import export_models
+    from brainres.families import get_family
+    from brainres.pipeline.sources import load_stimuli
+    from brainres.train import load_trained, read_run_config
 
-    train = tasks[task.deps[0]]
-    models = {train.spec["seed"]: load_trained(train.folder)}
-    data = json.loads((train.folder / "data.json").read_text())
-    training = {k: v for k, v in train.spec.items() if k != "seed"}
-    path = export_lattice(
-        models, load_stimuli(task.spec["stimuli"]), task.folder / "measures.nc", classes=data["classes"],
-        training_data=f"{data['data']} (labels: category)", training_config=training,
-        image_size=data["image_size"], occlusion_levels=task.spec["occlusion"], latents=task.spec["latents"],
-        batch_size=task.spec["batch_size"], unknown_classes=task.spec["unknown_classes"], progress=progress,
+    trained = load_trained(tasks[task.deps[0]].folder, device=task.spec["device"])
+    stored = read_run_config(trained.run_dir)
+    record, weights = trained.record, stored.get("weights")
+    path = export_models(
+        {trained.seed: trained.model}, load_stimuli(task.context["stimuli"]), task.folder / "measures.nc",
+        classes=record["classes"], in_channels=record["in_channels"], image_size=record["image_size"],
+        # one record for every seed of the model, so the seeds' files combine into one export
+        record={**record, "training": None if weights else {k: v for k, v in stored["training"].items() if k != "seed"},
+                "weights": "trained elsewhere, loaded from checkpoints" if weights else None},
+        training_data=f"weights from {weights['file']}" if weights else record["data"]["ref"],
+        pressures=get_family(record["family"]).pressures(record), occlusion_levels=task.spec["occlusion"],
+        latents=task.spec["latents"], batch_size=task.spec["batch_size"],
+        unknown_classes=task.spec["unknown_classes"], entropy_threshold=task.spec["entropy_threshold"],
+        device=task.spec["device"], progress=progress,
     )
     return {"file": str(path)}
+
+
+def run_measures(task: Task, tasks: dict, progress: bool) -> dict:
+    """Read a precomputed measures file once, validated, into the run folder."""
+    from brainres.data.io import write_netcdf
+    from brainres.data.measures import read_measures
+
+    measures = read_measures(task.context["path"], model_name=task.context["name"])
+    path = write_netcdf(measures, task.folder / "measures.nc", validate_kind="model_measures")
+    return {"file": str(path), "seeds": [int(s) for s in measures["seed"].values]}
 
 
 def run_compare(task: Task, tasks: dict, progress: bool) -> dict:
     from brainres.compare import compare
     from brainres.data.io import open_netcdf_many
-    from brainres.data.registry import load_dataset
+    from brainres.pipeline.sources import load_data
     from brainres.pipeline.store import save_result
 
     exports = [tasks[d].folder / "measures.nc" for d in task.deps]
-    data = load_dataset(task.spec["data"])
+    data = load_data(task.context["data"])
     with open_netcdf_many(exports, concat_dim="seed") as measures:
         result = compare(task.spec["kind"], measures, data, **task.spec["options"])
-    result.inputs.update(export_config_hash=measures.attrs["config_hash"], data=task.spec["data"],
+    result.inputs.update(export_config_hash=measures.attrs["config_hash"], data=task.spec["data"]["ref"],
                          stimuli=task.spec["stimuli"], model=task.spec["model"])
     save_result(result, task.folder)
     return {"estimates": len(result.results)}
 
 
-RUNNERS = {"train": run_train, "export": run_export, "compare": run_compare}
+RUNNERS = {"train": run_train, "export": run_export, "measures": run_measures, "compare": run_compare}

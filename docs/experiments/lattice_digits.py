@@ -33,19 +33,34 @@ import pandas as pd
 import torch
 
 import brainres
-from brainres.models.lattice import LatticeConfig
+from brainres.families.lattice import LatticeConfig, LatticeNet
 from brainres.models.occlusion import occlude
 from brainres.models.readouts import readout_table
-from brainres.train import TrainConfig, evaluate, run_name, stimuli_to_tensors, train_lattice
+from brainres.train import TrainConfig, evaluate, run_config_hash, stimuli_to_tensors, train_model
 
 LAMBDA_TIMES = (0.0, 0.02, 0.05, 0.2)
+CLASSES = [str(digit) for digit in range(10)]
 BASE = dict(max_channels=16, max_layers=3, max_steps=6, lambda_breadth=0.05, lambda_depth=0.02, lambda_time=0.02)
 
 
 def config_for(*, seed, n_classes, epochs, base, **changes):
-    model = LatticeConfig(n_classes=n_classes, **{**base, **changes})
-    return TrainConfig(model=model, seed=seed, epochs=epochs, batch_size=32, learning_rate=0.01,
-                       occlusion_levels=(0.0, 0.25, 0.5))
+    """The lattice and how it is trained."""
+    lattice = LatticeConfig(n_classes=n_classes, **{**base, **changes})
+    training = TrainConfig(seed=seed, epochs=epochs, batch_size=32, learning_rate=0.01,
+                           occlusion_levels=(0.0, 0.25, 0.5))
+    return lattice, training
+
+
+def train_run(images, labels, *, lattice, training, classes, out):
+    """Train (or resume, or just reload) one run in ``out/<hash>``, the folder ``brainres train`` would use.
+
+    The run folder records the lattice family, so ``brainres export`` can export it.
+    """
+    record = {"family": "lattice", "settings": lattice.to_dict(), "classes": list(classes),
+              "in_channels": int(images.shape[1]), "image_size": None, "data": {"ref": "digits", "kind": "registered"}}
+    run_dir = out / run_config_hash(record, training)[:16]
+    return train_model(lambda: LatticeNet(lattice), images, labels, training, n_classes=lattice.n_classes,
+                       record=record, run_dir=run_dir)
 
 
 def bootstrap_mean_ci(values, *, seed, n_resamples=10_000, level=0.95):
@@ -91,15 +106,17 @@ def main():
     results = {}
     for lambda_time in args.lambda_times:
         for seed in args.seeds:
-            config = config_for(seed=seed, n_classes=10, epochs=args.epochs, base=base, lambda_time=lambda_time)
-            results[("hard", lambda_time, seed)] = train_lattice(images, labels, config, run_dir=args.out / run_name(config))
+            lattice, training = config_for(seed=seed, n_classes=10, epochs=args.epochs, base=base,
+                                            lambda_time=lambda_time)
+            results[("hard", lambda_time, seed)] = train_run(images, labels, lattice=lattice, training=training,
+                                                             classes=CLASSES, out=args.out)
     easy_epochs = args.epochs
     if args.match_updates:  # the same number of batches as a hard run (same split fraction and batch size)
         easy_epochs = int(round(args.epochs * len(images) / len(easy_images)))
     for seed in args.seeds:
-        config = config_for(seed=seed, n_classes=2, epochs=easy_epochs, base=base)
-        results[("easy", base["lambda_time"], seed)] = train_lattice(
-            easy_images, easy_labels, config, run_dir=args.out / run_name(config))
+        lattice, training = config_for(seed=seed, n_classes=2, epochs=easy_epochs, base=base)
+        results[("easy", base["lambda_time"], seed)] = train_run(easy_images, easy_labels, lattice=lattice,
+                                                                 training=training, classes=CLASSES[:2], out=args.out)
 
     # 1. occlusion effect on the base setting
     rows = []

@@ -11,6 +11,14 @@ ATTRS = {"brainres_kind": "model_measures", "model_family": "synthetic", "pressu
 
 def export(*, n_seeds=3, n_stimuli=60, n_steps=5, levels=(0.0, 0.25, 0.5), occlusion_effect=1.0,
            accuracy_by_step=(0.3, 0.5, 0.7, 0.8, 0.9), slow_errors=1.0, latent=None, seed=0):
+    """A synthetic ``model_measures`` export with planted effects.
+
+    ``latent``, if given, maps a layer name to its states, an array (seed,
+    stimulus, occlusion, step, unit); layers may differ in width. They are
+    written as brainres writes them: one variable ``latent`` (seed,
+    stimulus_id, occlusion, step, feature) with coordinates ``feature_layer``
+    and ``feature_unit`` along ``feature``.
+    """
     rng = np.random.default_rng(seed)
     ids = [f"s{i:03d}" for i in range(n_stimuli)]
     levels = np.asarray(levels, float)
@@ -30,8 +38,11 @@ def export(*, n_seeds=3, n_stimuli=60, n_steps=5, levels=(0.0, 0.25, 0.5), occlu
     }
     coords = {"seed": np.arange(n_seeds), "stimulus_id": ids, "occlusion": levels, "step": np.arange(1, n_steps + 1)}
     if latent is not None:
-        data["latent"] = (("seed", "stimulus_id", "occlusion", "step", "layer", "unit"), latent)
-        coords.update(layer=np.arange(latent.shape[4]), unit=np.arange(latent.shape[5]))
+        data["latent"] = (("seed", "stimulus_id", "occlusion", "step", "feature"),
+                          np.concatenate(list(latent.values()), axis=4))
+        widths = {name: value.shape[4] for name, value in latent.items()}
+        coords.update(feature_layer=("feature", [name for name, width in widths.items() for _ in range(width)]),
+                      feature_unit=("feature", [unit for width in widths.values() for unit in range(width)]))
     return xr.Dataset(data, coords=coords, attrs=ATTRS)
 
 

@@ -49,7 +49,7 @@ def test_speed_accuracy_recovers_planted_gain_and_slow_errors():
     result = compare("speed-accuracy", model, trials, n_resamples=2000, seed=0)
     gains = labelled(result, "accuracy at step")
     assert all(r.ci_low < 0.6 < r.ci_high for r in gains)  # planted 0.9 - 0.3
-    assert labelled(result, "model: expected steps on errors")[0].ci_low > 0
+    assert labelled(result, "model: expected halting step on errors")[0].ci_low > 0
     human = labelled(result, "humans: mean RT on error")[0]
     assert human.ci_low < 0.15 < human.ci_high and human.resampled == ("subject",)
     assert not labelled(result, "vs chance")  # the synthetic export has no class list: no chance level

@@ -10,7 +10,7 @@ def digits_tensors():
     """(images float NCHW in [0, 1], labels int64) of all 1797 sklearn digits."""
     from sklearn.datasets import load_digits
 
-    from brainres.train import images_to_tensor
+    from brainres.models.inputs import images_to_tensor
 
     digits = load_digits()
     images = (digits.images * 255 / 16).round().astype(np.uint8)[..., None]

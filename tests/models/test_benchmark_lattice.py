@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from brainres.models.lattice import FixedStepRecurrentNet, LatticeConfig, LatticeNet
-from brainres.train import TrainConfig, train_lattice
+from brainres.families.lattice import FixedStepRecurrentNet, LatticeConfig, LatticeNet
+from brainres.models.contract import run_model, task_loss
+from brainres.train import TrainConfig, train_model
 
 pytestmark = pytest.mark.benchmark
 
@@ -27,9 +28,13 @@ def _median_seconds(fn, repeats):
 
 def _training_step(model, optimizer, images, labels):
     def step():
-        losses = model.loss(model(images), labels)
+        # the trainer's loss: cross-entropy over steps plus the model's own cost (none for the plain net)
+        out = run_model(model, images)
+        loss = task_loss(out, labels, step_loss_weight=0.5)
+        if out.cost is not None:
+            loss = loss + out.cost
         optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
+        loss.backward()
         optimizer.step()
     return step
 
@@ -54,9 +59,9 @@ def test_training_step_time_against_plain_recurrent_net():
 
 def test_early_exit_inference_against_all_steps(digits_tensors):
     images, labels = digits_tensors
-    config = TrainConfig(model=LatticeConfig(**{**CONFIG.to_dict(), "lambda_time": 0.05}), epochs=3,
-                         learning_rate=0.01, batch_size=32)
-    model = train_lattice(images, labels, config).model.eval()
+    lattice = CONFIG.replace(lambda_time=0.05)
+    config = TrainConfig(epochs=3, learning_rate=0.01, batch_size=32, occlusion_levels=(0.0, 0.25, 0.5))
+    model = train_model(lambda: LatticeNet(lattice), images, labels, config, n_classes=lattice.n_classes).model.eval()
     held = images[:512]
     with torch.no_grad():
         exit_times, full_times = [], []
@@ -66,7 +71,7 @@ def test_early_exit_inference_against_all_steps(digits_tensors):
         mean_step = float(model.early_exit(held)["halting_step"].float().mean())
     ratio = np.median(exit_times) / np.median(full_times)
     print(f"\ninference of 512 digits: early exit {np.median(exit_times) * 1e3:.1f} ms "
-          f"(mean halting step {mean_step:.2f} of {config.model.max_steps}), all steps "
+          f"(mean halting step {mean_step:.2f} of {lattice.max_steps}), all steps "
           f"{np.median(full_times) * 1e3:.1f} ms, ratio {ratio:.2f}")
     # Early exit must save time in proportion to the steps it skips (with slack for bookkeeping).
-    assert ratio < (mean_step / config.model.max_steps) + 0.25
+    assert ratio < (mean_step / lattice.max_steps) + 0.25

@@ -2,17 +2,22 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from brainres.models.lattice import (
+from brainres.families.lattice import (
+    FAMILY,
     FixedStepRecurrentNet,
     LatticeConfig,
-    LatticeConfigError,
     LatticeNet,
     geometric_prior,
     halting_distribution,
 )
+from brainres.models.contract import ContractError, resource_summary, run_model, task_loss
+from brainres.settings import SettingsError
+from brainres.train import TrainConfig
 
 SMALL = LatticeConfig(max_channels=6, max_layers=2, max_steps=4)
+LABELS = torch.tensor([0, 1, 2, 3, 4])
 
 
 def _images(batch=5, seed=0):
@@ -29,16 +34,47 @@ def test_config_hash_is_stable_and_sensitive():
     "field, value, words",
     [("max_steps", 0, "max_steps"), ("kernel_size", 4, "kernel_size"), ("lambda_time", -1.0, "lambda_time"),
      ("halting_prior", 1.0, "halting_prior"), ("unrolling", "diagonal", "unrolling"), ("n_classes", 1, "n_classes"),
-     ("readout", "top", "readout")],
+     ("readout", "top", "readout"), ("lambda_time", float("nan"), "lambda_time"), ("top_down", 1, "top_down"),
+     ("max_layers", 2.0, "max_layers")],
 )
 def test_config_rejects_bad_values(field, value, words):
-    with pytest.raises(LatticeConfigError, match=words):
+    with pytest.raises(SettingsError, match=words):
         LatticeConfig(**{field: value})
 
 
+def test_config_lists_every_bad_value_at_once():
+    with pytest.raises(SettingsError) as caught:
+        LatticeConfig(max_steps=0, lambda_time=-1.0, readout="top")
+    assert len(caught.value.problems) == 3
+    assert "3 problems" in str(caught.value)
+    for name in ("max_steps", "lambda_time", "readout"):
+        assert name in str(caught.value)
+
+
 def test_from_dict_names_unknown_keys():
-    with pytest.raises(LatticeConfigError, match="max_width"):
+    with pytest.raises(SettingsError, match="unknown key 'max_width'"):
         LatticeConfig.from_dict({**SMALL.to_dict(), "max_width": 3})
+    with pytest.raises(SettingsError, match=r"unknown key 'max_step' \(did you mean 'max_steps'\?\)"):
+        LatticeConfig.from_dict({**SMALL.to_dict(), "max_step": 3})
+
+
+def test_step_loss_weight_moved_to_the_training_config():
+    with pytest.raises(SettingsError, match="unknown key 'step_loss_weight'"):
+        LatticeConfig.from_dict({**SMALL.to_dict(), "step_loss_weight": 0.5})
+    assert TrainConfig(step_loss_weight=0.25).step_loss_weight == 0.25
+
+
+def test_family_builds_the_same_net_from_its_record():
+    settings, location = FAMILY.settings({"max_channels": 6, "max_layers": 2, "max_steps": 4}, in_channels=1,
+                                         n_classes=10)
+    assert settings == SMALL.to_dict() and location == {}
+    record = {"family": "lattice", "settings": settings}
+    built = FAMILY.build(record, seed=3, location={})
+    for (name, value), expected in zip(built.state_dict().items(), LatticeNet(SMALL, seed=3).state_dict().values()):
+        assert torch.equal(value, expected), name
+    assert FAMILY.pressures(record) == {"lambda_breadth": 0.0, "lambda_depth": 0.0, "lambda_time": 0.0}
+    with pytest.raises(SettingsError, match="n_classes"):
+        FAMILY.settings({"n_classes": 3}, in_channels=1, n_classes=10)
 
 
 def test_halting_distribution_sums_to_one_and_matches_definition():
@@ -73,18 +109,23 @@ def test_seeded_init_leaves_global_rng_alone():
 @pytest.mark.parametrize("halting", ["confidence", "features"])
 def test_forward_shapes_and_probabilities(halting):
     model = LatticeNet(LatticeConfig(**{**SMALL.to_dict(), "halting": halting}), seed=0)
-    out = model(_images(), return_latents=True)
+    out = model(_images())
     assert out["logits"].shape == (5, 4, 10)
     assert out["halting_probability"].shape == (5, 4)
+    assert out["halting_lambda"].shape == (5, 4)
     assert torch.allclose(out["halting_probability"].sum(dim=1), torch.ones(5))
+    assert torch.allclose(out["halting_probability"], halting_distribution(out["halting_lambda"]))
     steps = torch.arange(1, 5, dtype=torch.float32)
     assert torch.allclose(out["expected_steps"], (out["halting_probability"] * steps).sum(dim=1))
-    assert [latent.shape for latent in out["latents"]] == [(5, 4, 6), (5, 4, 6)]
+    # latents are the layers' spatial maps at every step, not pooled
+    assert list(out["latents"]) == ["layer_0", "layer_1"]
+    assert [latent.shape for latent in out["latents"].values()] == [(5, 4, 6, 8, 8), (5, 4, 6, 8, 8)]
+    assert out["cost"].shape == ()
 
 
 @pytest.mark.parametrize("bad", [torch.rand(2, 3, 8, 8), torch.rand(8, 8), torch.zeros(2, 1, 8, 8, dtype=torch.uint8)])
 def test_forward_rejects_bad_images(bad):
-    with pytest.raises(LatticeConfigError, match="images"):
+    with pytest.raises(ContractError, match="images"):
         LatticeNet(SMALL, seed=0)(bad)
 
 
@@ -114,11 +155,27 @@ def test_resource_summary_reads_gates():
         model.layers[0].channel_gate[4:] = 0.01  # below the 0.05 threshold
         model.layers[1].depth_logit.fill_(-5.0)  # closed
     summary = model.resource_summary()
+    assert set(summary) == {"active_channels", "depth_gate", "effective_depth", "open_layers", "active_breadth",
+                            "cost_breadth", "cost_depth"}
     assert summary["active_channels"] == [4, 6]
     assert summary["open_layers"] == 1
     assert summary["active_breadth"] == 4.0
-    expected_depth = float(torch.sigmoid(torch.tensor(2.0)) + torch.sigmoid(torch.tensor(-5.0)))
-    assert math.isclose(summary["effective_depth"], expected_depth, rel_tol=1e-6)
+    gates = [float(torch.sigmoid(torch.tensor(2.0))), float(torch.sigmoid(torch.tensor(-5.0)))]
+    assert summary["depth_gate"] == pytest.approx(gates, rel=1e-6)
+    assert math.isclose(summary["effective_depth"], sum(gates), rel_tol=1e-6)
+    assert math.isclose(summary["cost_breadth"], float(model.breadth_cost().detach()), rel_tol=1e-6)
+    assert math.isclose(summary["cost_depth"], float(model.depth_cost().detach()), rel_tol=1e-6)
+    # and it passes the contract's check (numbers or lists of numbers)
+    assert resource_summary(model)["active_channels"] == [4.0, 6.0]
+
+
+def test_active_breadth_is_zero_when_every_layer_is_closed():
+    model = LatticeNet(SMALL, seed=0)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.depth_logit.fill_(-5.0)
+    summary = model.resource_summary()
+    assert summary["open_layers"] == 0 and summary["active_breadth"] == 0.0
 
 
 def test_breadth_cost_charges_later_channels_more():
@@ -134,22 +191,54 @@ def test_breadth_cost_charges_later_channels_more():
     assert float(model.breadth_cost().detach()) > first > 0
 
 
-def test_loss_terms_and_pressures_enter_total():
-    labels = torch.tensor([0, 1, 2, 3, 4])
+def test_task_loss_is_halting_weighted_cross_entropy_plus_every_step_term():
+    model = LatticeNet(SMALL, seed=0)
+    out = run_model(model, _images(), n_classes=10)
+    per_step = torch.stack([F.cross_entropy(out.logits[:, n], LABELS, reduction="none") for n in range(4)], dim=1)
+    weighted = (out.halting_probability * per_step).sum(dim=1).mean()
+    for weight in (0.0, 0.5, 2.0):
+        torch.testing.assert_close(task_loss(out, LABELS, step_loss_weight=weight), weighted + weight * per_step.mean())
+
+
+def test_cost_terms_and_pressures_enter_the_total():
     free = LatticeNet(SMALL, seed=0)
-    pressured_config = LatticeConfig(**{**SMALL.to_dict(), "lambda_time": 0.5, "lambda_depth": 0.25, "lambda_breadth": 2.0})
+    pressured_config = LatticeConfig(**{**SMALL.to_dict(), "lambda_time": 0.5, "lambda_depth": 0.25,
+                                        "lambda_breadth": 2.0})
     pressured = LatticeNet(pressured_config, seed=0)
     images = _images()
-    base = free.loss(free(images), labels)
-    more = pressured.loss(pressured(images), labels)
-    extra = 0.5 * more["time"] + 0.25 * more["depth"] + 2.0 * more["breadth"]
-    assert torch.allclose(more["total"], base["total"] + extra)
-    assert set(base) == {"total", "task", "every_step", "kl", "time", "breadth", "depth"}
+    base, more = free(images), pressured(images)
+    terms = pressured.cost_terms(more["halting_probability"], more["expected_steps"])
+    assert set(terms) == {"kl", "time", "breadth", "depth"}
+    assert all(value.shape == () for value in terms.values())
+    # The KL term enters with beta_kl; the pressures add their weighted terms on top of it.
+    torch.testing.assert_close(base["cost"], SMALL.beta_kl * terms["kl"])
+    extra = 0.5 * terms["time"] + 0.25 * terms["depth"] + 2.0 * terms["breadth"]
+    torch.testing.assert_close(more["cost"], base["cost"] + extra)
+    torch.testing.assert_close(terms["time"], more["expected_steps"].mean())
+    torch.testing.assert_close(terms["breadth"], pressured.breadth_cost())
+    torch.testing.assert_close(terms["depth"], pressured.depth_cost())
+    # The pressures change nothing but the cost: same logits, same task loss.
+    free_total = task_loss(run_model(free, images), LABELS, step_loss_weight=0.5) + base["cost"]
+    pressured_task = task_loss(run_model(pressured, images), LABELS, step_loss_weight=0.5)
+    torch.testing.assert_close(pressured_task + more["cost"], free_total + extra)
+    # run_model hands the cost on as the scalar the trainer adds
+    torch.testing.assert_close(run_model(pressured, images).cost, more["cost"])
+
+
+def test_kl_term_is_zero_at_the_prior_and_positive_elsewhere():
+    model = LatticeNet(SMALL, seed=0)
+    prior = geometric_prior(4, SMALL.halting_prior).expand(3, 4)
+    steps = torch.arange(1, 5, dtype=torch.float32)
+    at_prior = model.cost_terms(prior, (prior * steps).sum(dim=1))
+    assert abs(float(at_prior["kl"])) < 1e-6
+    late = torch.tensor([[0.0, 0.0, 0.0, 1.0]])
+    assert float(model.cost_terms(late, torch.tensor([4.0]))["kl"]) > 0.1
 
 
 def test_gradients_reach_every_gate():
     model = LatticeNet(LatticeConfig(**{**SMALL.to_dict(), "lambda_breadth": 0.1, "lambda_depth": 0.1}), seed=0)
-    model.loss(model(_images()), torch.tensor([0, 1, 2, 3, 4]))["total"].backward()
+    out = run_model(model, _images(), n_classes=10)
+    (task_loss(out, LABELS, step_loss_weight=0.5) + out.cost).backward()
     for layer in model.layers:
         assert layer.channel_gate.grad.abs().sum() > 0
         assert layer.depth_logit.grad.abs() > 0
@@ -161,12 +250,12 @@ def test_biological_unrolling_first_step_sees_only_the_first_layer():
     # At step 1 the second layer has not yet heard from the first; its state
     # cannot depend on the image, so two images differ only through layer 0.
     model = LatticeNet(SMALL, seed=0)
-    latents = model(_images(2), return_latents=True)["latents"]
-    assert torch.allclose(latents[1][0, 0], latents[1][1, 0])
-    assert not torch.allclose(latents[1][0, 1], latents[1][1, 1])
+    latents = model(_images(2))["latents"]
+    assert torch.allclose(latents["layer_1"][0, 0], latents["layer_1"][1, 0])
+    assert not torch.allclose(latents["layer_1"][0, 1], latents["layer_1"][1, 1])
     sweep = LatticeNet(LatticeConfig(**{**SMALL.to_dict(), "unrolling": "sweep"}), seed=0)
-    sweep_latents = sweep(_images(2), return_latents=True)["latents"]
-    assert not torch.allclose(sweep_latents[1][0, 0], sweep_latents[1][1, 0])
+    sweep_latents = sweep(_images(2))["latents"]
+    assert not torch.allclose(sweep_latents["layer_1"][0, 0], sweep_latents["layer_1"][1, 0])
 
 
 def test_center_readout_reads_the_top_layer_fovea_only():
@@ -189,25 +278,30 @@ def test_top_down_changes_lower_layer_from_step_two():
     config = LatticeConfig(**{**SMALL.to_dict(), "top_down": True})
     model = LatticeNet(config, seed=0)
     images = _images(2)
-    before = model(images, return_latents=True)["latents"][0]
+    before = model(images)["latents"]["layer_0"]
     with torch.no_grad():
         model.layers[0].top_down.weight.zero_()
-    after = model(images, return_latents=True)["latents"][0]
+    after = model(images)["latents"]["layer_0"]
     assert torch.equal(before[:, 0], after[:, 0])
     assert not torch.allclose(before[:, 2], after[:, 2])
 
 
-def test_measure_has_everything_an_export_needs():
+def test_contract_output_has_everything_an_export_needs():
     model = LatticeNet(SMALL, seed=0)
-    measured = model.measure(_images())
-    assert measured["logits"].shape == (5, 4, 10)
-    assert measured["halting_probability"].shape == (5, 4)
-    assert set(measured["latents"]) == {"layer_0", "layer_1"}
-    assert measured["latents"]["layer_0"].shape == (5, 4, 6)
-    for key in ("active_channels", "effective_depth", "active_breadth", "breadth_cost", "depth_cost", "time_cost"):
-        assert key in measured["model"]
-    assert measured["model"]["pressures"] == {"lambda_breadth": 0.0, "lambda_depth": 0.0, "lambda_time": 0.0}
-    assert model.training  # measure restores the mode it found
+    images = _images()
+    with torch.no_grad():
+        raw = model(images)
+        out = run_model(model, images, n_classes=10, latents=True)
+    assert out.n_steps == 4 and out.n_classes == 10
+    assert torch.equal(out.logits, raw["logits"])
+    assert torch.equal(out.halting_probability, raw["halting_probability"])
+    # the contract pools the lattice's spatial maps to (batch, step, channel)
+    assert set(out.latents) == {"layer_0", "layer_1"}
+    for name in ("layer_0", "layer_1"):
+        assert out.latents[name].shape == (5, 4, 6)
+        torch.testing.assert_close(out.latents[name], raw["latents"][name].mean(dim=(3, 4)))
+    assert run_model(model, images).latents == {}  # latents only when asked for
+    assert model.training  # running it through the contract leaves the mode alone
 
 
 @pytest.mark.parametrize("halting_mass", [0.5, 0.9])
@@ -220,8 +314,8 @@ def test_early_exit_matches_full_run_at_the_halting_step(halting_mass, monkeypat
     # check is of the early-exit bookkeeping, not of the halting head.
     original_read = model._read
     with torch.no_grad():
-        latents = model(images, return_latents=True)["latents"]
-    centre = float(torch.stack(latents).mean(dim=(0, 3)).median())
+        latents = model(images)["latents"]
+    centre = float(torch.stack(list(latents.values())).mean(dim=(0, 3, 4, 5)).median())
 
     def active_states_halt_first(pooled, step_index):
         logits, _ = original_read(pooled, step_index)
@@ -241,14 +335,24 @@ def test_early_exit_matches_full_run_at_the_halting_step(halting_mass, monkeypat
     assert torch.allclose(exited["logits"], picked, atol=1e-5)
 
 
+def test_early_exit_rejects_a_bad_halting_mass():
+    with pytest.raises(ContractError, match="halting_mass"):
+        LatticeNet(SMALL, seed=0).early_exit(_images(), halting_mass=0.0)
+
+
 def test_fixed_step_net_is_the_same_size_without_gates():
     config = LatticeConfig(max_channels=6, max_layers=2, max_steps=3)
     lattice, plain = LatticeNet(config, seed=0), FixedStepRecurrentNet(config, seed=0)
     conv = lambda net: sum(p.numel() for n, p in net.named_parameters() if "weight" in n and p.ndim == 4)  # noqa: E731
     assert conv(lattice) == conv(plain)
-    out = plain(_images())
-    assert out["logits"].shape == (5, 10)
-    assert plain.loss(out, torch.tensor([0, 1, 2, 3, 4]))["total"] > 0
+    raw = plain(_images())
+    assert set(raw) == {"logits"} and raw["logits"].shape == (5, 1, 10)
+    out = run_model(plain, _images(), n_classes=10)
+    assert out.halting_probability is None and out.cost is None
+    loss = task_loss(out, LABELS, step_loss_weight=0.5)
+    torch.testing.assert_close(loss, F.cross_entropy(raw["logits"][:, 0], LABELS))
+    assert loss > 0
+    assert not hasattr(plain, "loss")
 
 
 def test_confidence_halting_stops_sooner_when_the_readout_is_surer():

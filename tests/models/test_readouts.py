@@ -4,11 +4,10 @@ import pytest
 import torch
 from scipy.stats import entropy as scipy_entropy
 
-from brainres.models.lattice import LatticeConfig, LatticeNet
+from brainres.families.lattice import LatticeConfig, LatticeNet
+from brainres.models.contract import ContractError
 from brainres.models.readouts import (
     ReadoutError,
-    StepLogitsAdapter,
-    StepwiseModel,
     entropy_threshold_step,
     expected_halting_step,
     median_halting_step,
@@ -114,27 +113,65 @@ def test_readout_table_is_one_row_per_stimulus():
         readout_table(logits=logits, halting_probability=_random_halting(shape=(7, 3)))
 
 
-def test_lattice_satisfies_the_protocol_and_torch_inputs_work():
+def test_lattice_goes_through_the_contract_and_torch_inputs_work():
     model = LatticeNet(LatticeConfig(max_channels=4, max_layers=2, max_steps=3), seed=0)
-    assert isinstance(model, StepwiseModel)
     images = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     table = readouts_for_model(model, images)
     out = model(images)
     assert np.allclose(table["expected_halting_step"], out["expected_steps"].detach().numpy(), atol=1e-5)
+    assert np.allclose(table["median_halting_step"], median_halting_step(out["halting_probability"].detach()))
+    assert np.allclose(table["uncertainty_auc"], uncertainty_auc(out["logits"].detach()))
     assert table.shape == (6, 5)
 
 
-def test_user_model_through_the_adapter():
-    # A user's recurrent model that returns a list of per-step logits.
-    def my_model(images):
-        return [images.sum(axis=(1, 2, 3))[:, None] * np.array([[step, 0.0, -step]]) for step in range(4)]
+def _brightness_logits(images):
+    """A user's recurrent 'model': per-step logits (batch, step, class) that grow with brightness and step."""
+    brightness = images.sum(dim=(1, 2, 3))[:, None, None]
+    steps = torch.arange(4, dtype=images.dtype)[None, :, None]
+    return brightness * steps * torch.tensor([1.0, 0.0, -1.0])
 
-    adapter = StepLogitsAdapter(my_model)
-    images = np.ones((3, 1, 2, 2)) * np.array([1.0, 2.0, 3.0])[:, None, None, None]
-    table = readouts_for_model(adapter, images)
+
+def _bright_images():
+    return torch.ones(3, 1, 2, 2) * torch.tensor([1.0, 2.0, 3.0])[:, None, None, None]
+
+
+def test_user_callable_returning_per_step_logits():
+    images = _bright_images()
+    table = readouts_for_model(_brightness_logits, images, stimulus_id=["dim", "mid", "bright"])
     assert isinstance(table, pd.DataFrame) and len(table) == 3
+    assert table["stimulus_id"].tolist() == ["dim", "mid", "bright"]
+    # no halting probabilities: no halting readouts
+    assert list(table.columns) == ["stimulus_id", "entropy_threshold_step", "uncertainty_auc"]
     # Brighter images get larger logits, so they become sure no later than dimmer ones.
     assert (np.diff(table["entropy_threshold_step"]) <= 0).all()
     assert (np.diff(table["uncertainty_auc"]) < 0).all()
-    with pytest.raises(ReadoutError, match="step_outputs"):
-        readouts_for_model(my_model, images)
+    expected = readout_table(logits=_brightness_logits(images), stimulus_id=["dim", "mid", "bright"])
+    pd.testing.assert_frame_equal(table, expected)
+
+
+def test_user_module_returning_a_dict_with_halting():
+    class Halting(torch.nn.Module):
+        def forward(self, images):
+            logits = _brightness_logits(images)
+            halting = torch.softmax(logits[..., 0], dim=1)
+            return {"logits": logits, "halting_probability": halting, "something_else": "ignored"}
+
+    images = _bright_images()
+    table = readouts_for_model(Halting(), images, entropy_threshold=0.3)
+    logits = _brightness_logits(images)
+    halting = torch.softmax(logits[..., 0], dim=1)
+    assert np.allclose(table["expected_halting_step"], expected_halting_step(halting))
+    assert np.allclose(table["entropy_threshold_step"], entropy_threshold_step(logits, threshold=0.3))
+
+
+@pytest.mark.parametrize(
+    "output, words",
+    [(lambda images: [images.sum(dim=(1, 2, 3))[:, None]] * 4, "per-step logits.*returned a list"),
+     (lambda images: {"halting_probability": torch.ones(3, 4) / 4}, "dict with 'logits'"),
+     (lambda images: images.sum(dim=(1, 2))[:, :1].repeat(1, 3), "add a step dimension"),
+     (lambda images: {"logits": _brightness_logits(images), "halting_probability": torch.ones(3, 4)},
+      "rows summing to 1")],
+)
+def test_output_that_breaks_the_contract_is_named(output, words):
+    with pytest.raises(ContractError, match=words):
+        readouts_for_model(output, _bright_images())

@@ -4,30 +4,68 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 import xarray as xr
 
-from brainres.models.lattice import LatticeConfig
+from brainres.families.lattice import LatticeConfig, LatticeNet
+from brainres.models.contract import parameter_count
+from brainres.models.inputs import InputError
+from brainres.models.readouts import entropy_threshold_step
+from brainres.settings import SettingsError
 from brainres.train import (
     CHECKPOINT,
+    CONFIG,
     LOG,
     TrainConfig,
+    TrainedRun,
     TrainingError,
     evaluate,
     images_to_tensor,
+    import_weights,
     load_trained,
-    run_name,
+    run_config_hash,
     split_indices,
     stimuli_to_tensors,
-    train_lattice,
-    train_many,
+    train_model,
 )
 
 TINY_MODEL = LatticeConfig(max_channels=6, max_layers=2, max_steps=4, lambda_time=0.01, lambda_breadth=0.01)
+CLASSES = [str(i) for i in range(10)]
+LOG_COLUMNS = ["epoch", "train_loss", "train_task_loss", "train_cost", "train_accuracy", "held_out_accuracy",
+               "held_out_final_step_accuracy", "held_out_mean_steps"]
 
 
 def tiny_config(**changes):
-    values = dict(model=TINY_MODEL, seed=0, epochs=3, batch_size=32, learning_rate=0.01, occlusion_levels=(0.0, 0.5))
+    values = dict(seed=0, epochs=3, batch_size=32, learning_rate=0.01, occlusion_levels=(0.0, 0.5))
     return TrainConfig(**{**values, **changes})
+
+
+def lattice_record(lattice=TINY_MODEL):
+    return {"family": "lattice", "settings": lattice.to_dict(), "classes": CLASSES[: lattice.n_classes],
+            "in_channels": lattice.in_channels, "image_size": None}
+
+
+def train_tiny(images, labels, config, *, lattice=TINY_MODEL, **options):
+    """Train a lattice the way a pipeline does: built by a function, with its family record."""
+    return train_model(lambda: LatticeNet(lattice), images, labels, config, n_classes=lattice.n_classes,
+                       record=lattice_record(lattice), **options)
+
+
+class TwoStepConvNet(torch.nn.Module):
+    """A user's recurrent conv net without halting: two steps of per-step logits, no cost."""
+
+    def __init__(self, channels=8, n_classes=10):
+        super().__init__()
+        self.encode = torch.nn.Conv2d(1, channels, 3, padding=1)
+        self.lateral = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.readout = torch.nn.Linear(channels * 4, n_classes)
+
+    def forward(self, images):
+        drive = self.encode(images)
+        first = F.relu(drive)
+        second = F.relu(drive + self.lateral(first))
+        logits = [self.readout(F.adaptive_avg_pool2d(state, 2).flatten(1)) for state in (first, second)]
+        return {"logits": torch.stack(logits, dim=1), "latents": {"conv": torch.stack([first, second], dim=1)}}
 
 
 @pytest.fixture(scope="module")
@@ -46,89 +84,219 @@ def _same_log(left, right):
     pd.testing.assert_frame_equal(left.drop(columns="seconds"), right.drop(columns="seconds"))
 
 
+def _same_checkpoints(left_dir, right_dir):
+    left = torch.load(left_dir / CHECKPOINT, weights_only=True)
+    right = torch.load(right_dir / CHECKPOINT, weights_only=True)
+    assert left["epoch"] == right["epoch"]
+    assert torch.equal(left["generator"], right["generator"])
+    assert torch.equal(left["torch_rng"], right["torch_rng"])
+    # Adam's moment estimates must match too, or the next epoch would differ.
+    assert left["optimizer"]["state"].keys() == right["optimizer"]["state"].keys()
+    for key, state in left["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, right["optimizer"]["state"][key][name]), (key, name)
+
+
 def test_resume_after_interruption_is_bitwise_equal(tmp_path, small_digits):
     images, labels = small_digits
-    straight = train_lattice(images, labels, tiny_config(), run_dir=tmp_path / "straight")
-    interrupted = train_lattice(images, labels, tiny_config(), run_dir=tmp_path / "resumed", stop_after_epoch=1)
+    straight = train_tiny(images, labels, tiny_config(), run_dir=tmp_path / "straight")
+    interrupted = train_tiny(images, labels, tiny_config(), run_dir=tmp_path / "resumed", stop_after_epoch=1)
     assert len(interrupted.log) == 1
-    resumed = train_lattice(images, labels, tiny_config(), run_dir=tmp_path / "resumed")
+    resumed = train_tiny(images, labels, tiny_config(), run_dir=tmp_path / "resumed")
     _same_state(straight.model.state_dict(), resumed.model.state_dict())
     _same_log(straight.log, resumed.log)
-    saved_straight = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=True)
-    saved_resumed = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=True)
-    assert torch.equal(saved_straight["generator"], saved_resumed["generator"])
-    # Adam's moment estimates must match too, or the next epoch would differ.
-    for key, state in saved_straight["optimizer"]["state"].items():
-        for name, value in state.items():
-            assert torch.equal(value, saved_resumed["optimizer"]["state"][key][name]), (key, name)
+    _same_checkpoints(tmp_path / "straight", tmp_path / "resumed")
+    _same_log(pd.read_csv(tmp_path / "straight" / LOG), pd.read_csv(tmp_path / "resumed" / LOG))
 
 
 def test_rerunning_a_finished_run_changes_nothing(tmp_path, small_digits):
     images, labels = small_digits
-    first = train_lattice(images, labels, tiny_config(epochs=1), run_dir=tmp_path)
-    again = train_lattice(images, labels, tiny_config(epochs=1), run_dir=tmp_path)
+    first = train_tiny(images, labels, tiny_config(epochs=1), run_dir=tmp_path)
+    again = train_tiny(images, labels, tiny_config(epochs=1), run_dir=tmp_path)
     _same_state(first.model.state_dict(), again.model.state_dict())
     assert len(again.log) == 1
 
 
 def test_same_seed_same_weights_other_seed_other_weights(small_digits):
     images, labels = small_digits
-    a = train_lattice(images, labels, tiny_config(epochs=1))
-    b = train_lattice(images, labels, tiny_config(epochs=1))
-    c = train_lattice(images, labels, tiny_config(epochs=1, seed=1))
+    a = train_tiny(images, labels, tiny_config(epochs=1))
+    b = train_tiny(images, labels, tiny_config(epochs=1))
+    c = train_tiny(images, labels, tiny_config(epochs=1, seed=1))
     _same_state(a.model.state_dict(), b.model.state_dict())
     assert not torch.equal(a.model.stem.weight, c.model.stem.weight)
+    # build() runs under the training seed: the model starts as LatticeNet(config, seed=seed) would
+    untrained = train_tiny(images, labels, tiny_config(epochs=1, seed=1), stop_after_epoch=0).model
+    _same_state(untrained.state_dict(), LatticeNet(TINY_MODEL, seed=1).state_dict())
 
 
 def test_run_folder_of_another_config_is_refused(tmp_path, small_digits):
     images, labels = small_digits
-    train_lattice(images, labels, tiny_config(epochs=1), run_dir=tmp_path)
+    train_tiny(images, labels, tiny_config(epochs=1), run_dir=tmp_path)
     with pytest.raises(TrainingError, match="another configuration"):
-        train_lattice(images, labels, tiny_config(epochs=1, learning_rate=0.02), run_dir=tmp_path)
+        train_tiny(images, labels, tiny_config(epochs=1, learning_rate=0.02), run_dir=tmp_path)
+    with pytest.raises(TrainingError, match="another configuration"):  # another model, same training
+        train_tiny(images, labels, tiny_config(epochs=1), run_dir=tmp_path, lattice=TINY_MODEL.replace(lambda_time=0.1))
 
 
 def test_log_and_files(tmp_path, small_digits):
     images, labels = small_digits
-    result = train_lattice(images, labels, tiny_config(epochs=2), run_dir=tmp_path)
+    config = tiny_config(epochs=2)
+    result = train_tiny(images, labels, config, run_dir=tmp_path, location={"where": "test"})
     on_disk = pd.read_csv(tmp_path / LOG)
     assert on_disk["epoch"].tolist() == [1, 2]
-    for column in ("train_accuracy", "held_out_accuracy", "held_out_mean_steps", "active_breadth",
-                   "effective_depth", "active_channels_layer_0", "active_channels_layer_1"):
-        assert column in on_disk
-    stored = json.loads((tmp_path / "config.json").read_text())
-    assert stored["config_hash"] == tiny_config(epochs=2).config_hash()
+    summary_columns = ["active_channels_layer_0", "active_channels_layer_1", "depth_gate_layer_0", "depth_gate_layer_1",
+                       "effective_depth", "open_layers", "active_breadth", "cost_breadth", "cost_depth"]
+    assert list(on_disk.columns) == LOG_COLUMNS + summary_columns + ["seconds"]
+    _same_log(on_disk, result.log)
+    # the loss is the task loss plus the model's cost, averaged alike over the epoch
+    np.testing.assert_allclose(on_disk["train_loss"], on_disk["train_task_loss"] + on_disk["train_cost"], rtol=1e-6)
+    assert (on_disk["train_cost"] > 0).all()
+    assert on_disk["held_out_mean_steps"].between(1, TINY_MODEL.max_steps).all()
+    assert result.log.iloc[-1]["active_channels_layer_1"] == result.model.resource_summary()["active_channels"][1]
+    stored = json.loads((tmp_path / CONFIG).read_text())
+    assert set(stored) == {"config_hash", "model", "training", "location", "n_parameters"}
+    assert stored["config_hash"] == run_config_hash(lattice_record(), config)
+    assert stored["model"] == lattice_record() and stored["training"] == config.to_dict()
+    assert stored["location"] == {"where": "test"}
+    assert stored["n_parameters"] == parameter_count(result.model)
+    assert result.has_halting and result.run_dir == tmp_path
     reloaded = load_trained(tmp_path)
-    _same_state(reloaded.state_dict(), result.model.state_dict())
+    assert isinstance(reloaded, TrainedRun) and isinstance(reloaded.model, LatticeNet)
+    _same_state(reloaded.model.state_dict(), result.model.state_dict())
+    assert not reloaded.model.training
+    assert reloaded.record == lattice_record() and reloaded.training == config
+    assert reloaded.seed == 0 and reloaded.run_dir == tmp_path
+    assert reloaded.n_parameters == parameter_count(result.model)
+
+
+def test_load_trained_names_what_is_missing(tmp_path):
+    with pytest.raises(TrainingError, match="config.json is missing"):
+        load_trained(tmp_path)
 
 
 def test_training_learns_and_halting_depends_on_the_stimulus(digits_tensors):
     images, labels = digits_tensors
     images, labels = images[:1000], labels[:1000]
-    config = tiny_config(epochs=8, model=LatticeConfig(max_channels=8, max_layers=2, max_steps=4, lambda_time=0.02))
-    result = train_lattice(images, labels, config)
-    held = evaluate(result.model, images[result.held_out_index], labels[result.held_out_index])
+    lattice = LatticeConfig(max_channels=8, max_layers=2, max_steps=4, lambda_time=0.02)
+    result = train_tiny(images, labels, tiny_config(epochs=8), lattice=lattice)
+    held = evaluate(result.model, images[result.held_out_index], labels[result.held_out_index],
+                    stimulus_index=result.held_out_index)
+    assert list(held.columns) == ["stimulus_index", "occlusion", "label", "predicted", "correct", "halting_step",
+                                  "final_step_correct", "expected_halting_step"]
+    assert held["stimulus_index"].tolist() == result.held_out_index.tolist()
     assert held["correct"].mean() > 0.5  # chance is 0.1
+    assert held["correct"].mean() == pytest.approx(result.log.iloc[-1]["held_out_accuracy"])
     # Halting is per stimulus: expected steps differ across held-out stimuli.
     assert held["expected_halting_step"].std() > 0.01
+    occluded = evaluate(result.model, images[result.held_out_index], labels[result.held_out_index],
+                        stimulus_index=result.held_out_index, occlusion_level=0.5)
+    assert (occluded["occlusion"] == 0.5).all()
+    assert not np.allclose(occluded["expected_halting_step"], held["expected_halting_step"])
+
+
+def test_user_module_without_halting_trains_resumes_and_reloads(tmp_path, digits_tensors):
+    images, labels = digits_tensors
+    images, labels = images[:600], labels[:600]
+    config = tiny_config(epochs=5, learning_rate=0.02, occlusion_levels=(0.0, 0.25))
+    straight = train_model(TwoStepConvNet, images, labels, config, n_classes=10, run_dir=tmp_path / "straight")
+    first = train_model(TwoStepConvNet, images, labels, config, n_classes=10, run_dir=tmp_path / "resumed",
+                        stop_after_epoch=2)
+    assert len(first.log) == 2
+    resumed = train_model(TwoStepConvNet, images, labels, config, n_classes=10, run_dir=tmp_path / "resumed")
+    _same_state(straight.model.state_dict(), resumed.model.state_dict())
+    _same_log(straight.log, resumed.log)
+    _same_checkpoints(tmp_path / "straight", tmp_path / "resumed")
+
+    log = straight.log
+    assert list(log.columns) == LOG_COLUMNS + ["seconds"]  # no resource summary, so no summary columns
+    assert (log["train_cost"] == 0).all()  # no cost: the loss is the task loss
+    np.testing.assert_allclose(log["train_loss"], log["train_task_loss"])
+    assert log["held_out_mean_steps"].between(1, 2).all()  # entropy-threshold step of a 2-step model
+    assert log["held_out_accuracy"].iloc[-1] > 0.4  # chance is 0.1
+    assert not straight.has_halting
+
+    # Without a family record the run folder records the module's class and parameter shapes
+    stored = json.loads((tmp_path / "straight" / CONFIG).read_text())
+    assert stored["model"]["class"].endswith("TwoStepConvNet")
+    assert stored["model"]["parameters"]["readout.weight"] == [10, 32]
+    with pytest.raises(TrainingError, match="pass build="):
+        load_trained(tmp_path / "straight")
+    reloaded = load_trained(tmp_path / "straight", build=TwoStepConvNet)
+    _same_state(reloaded.model.state_dict(), straight.model.state_dict())
+    assert reloaded.record == stored["model"] and reloaded.training == config
+
+    held_out = straight.held_out_index
+    held = evaluate(straight.model, images[held_out], labels[held_out], stimulus_index=held_out)
+    assert "expected_halting_step" not in held
+    with torch.no_grad():
+        logits = straight.model(images[held_out])["logits"].numpy()
+    expected_step = entropy_threshold_step(logits, threshold=0.5)
+    assert held["halting_step"].tolist() == expected_step.astype(int).tolist()
+    picked = logits[np.arange(len(held_out)), expected_step.astype(int) - 1].argmax(axis=1)
+    assert held["predicted"].tolist() == picked.tolist()
+    assert held["final_step_correct"].tolist() == (logits[:, -1].argmax(axis=1) == labels[held_out].numpy()).tolist()
+    assert held["correct"].mean() == pytest.approx(log["held_out_accuracy"].iloc[-1])
+
+
+def test_import_weights_makes_a_run_folder_that_loads_like_a_trained_one(tmp_path, small_digits):
+    images, labels = small_digits
+    trained = train_tiny(images, labels, tiny_config(epochs=1)).model
+    weights = tmp_path / "weights.pt"
+    torch.save(trained.state_dict(), weights)
+    run_dir = tmp_path / "imported"
+    run_dir.mkdir()
+    import_weights(run_dir, LatticeNet(TINY_MODEL), record=lattice_record(), location={}, seed=4, device="cpu",
+                   weights=weights, weights_sha256="0" * 64)
+    loaded = load_trained(run_dir)
+    _same_state(loaded.model.state_dict(), trained.state_dict())
+    assert loaded.seed == 4 and loaded.record == lattice_record()
+    assert json.loads((run_dir / CONFIG).read_text())["weights"]["sha256"] == "0" * 64
 
 
 def test_config_round_trip_and_validation():
     config = tiny_config()
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert TrainConfig.from_dict(config.to_dict()).config_hash() == config.config_hash()
-    with pytest.raises(Exception, match="held_out_fraction"):
+    assert TrainConfig().occlusion_levels == (0.0,)
+    assert set(TrainConfig().to_dict()) == {"seed", "epochs", "batch_size", "learning_rate", "held_out_fraction",
+                                            "split_seed", "occlusion_levels", "patch_size", "step_loss_weight",
+                                            "num_threads", "device"}
+    with pytest.raises(SettingsError, match="held_out_fraction"):
         tiny_config(held_out_fraction=1.0)
-    with pytest.raises(Exception, match="occlusion_levels"):
+    with pytest.raises(SettingsError, match="occlusion_levels"):
         tiny_config(occlusion_levels=(0.0, 2.0))
+    with pytest.raises(SettingsError, match="device"):
+        tiny_config(device="gpu")
+    with pytest.raises(SettingsError, match="unknown key 'model'"):
+        TrainConfig.from_dict({**config.to_dict(), "model": TINY_MODEL.to_dict()})
+    with pytest.raises(SettingsError, match=r"2 problems:[\s\S]*epochs[\s\S]*learning_rate"):
+        tiny_config(epochs=0, learning_rate=0.0)
+
+
+def test_run_hash_covers_the_model_record_and_the_training():
+    config = tiny_config()
+    base = run_config_hash(lattice_record(), config)
+    assert base == run_config_hash(json.loads(json.dumps(lattice_record())), TrainConfig.from_dict(config.to_dict()))
+    assert base != run_config_hash(lattice_record(TINY_MODEL.replace(lambda_time=0.1)), config)
+    assert base != run_config_hash(lattice_record(), tiny_config(seed=1))
+    assert base != run_config_hash(lattice_record(), tiny_config(step_loss_weight=0.25))
 
 
 def test_bad_inputs_are_named(small_digits):
     images, labels = small_digits
     with pytest.raises(TrainingError, match="labels must lie in 0..9"):
-        train_lattice(images, labels + 5, tiny_config())
+        train_tiny(images, labels + 5, tiny_config())
     with pytest.raises(TrainingError, match="channels"):
-        train_lattice(images.repeat(1, 3, 1, 1), labels, tiny_config())
-    with pytest.raises(TrainingError, match="uint8"):
+        train_tiny(images.repeat(1, 3, 1, 1), labels, tiny_config())
+    with pytest.raises(TrainingError, match="labels has shape"):
+        train_tiny(images, labels[:-1], tiny_config())
+    with pytest.raises(TrainingError, match="float tensor"):
+        train_tiny((images * 255).to(torch.uint8), labels, tiny_config())
+    with pytest.raises(TrainingError, match="must be a TrainConfig"):
+        train_tiny(images, labels, tiny_config().to_dict())
+    with pytest.raises(TrainingError, match="must return a torch.nn.Module"):
+        train_model(lambda: (lambda x: x), images, labels, tiny_config(), n_classes=10)
+    with pytest.raises(InputError, match="uint8"):
         images_to_tensor(np.zeros((2, 8, 8, 1), dtype=float))
 
 
@@ -160,28 +328,36 @@ def test_stimuli_to_tensors_keeps_and_renumbers_classes():
         stimuli_to_tensors(_stimuli(), classes=[7])
 
 
-def test_train_many_trains_each_config_in_its_own_folder(tmp_path, small_digits):
-    images, labels = small_digits
-    configs = [tiny_config(epochs=1, seed=s) for s in (0, 1)]
-    summary = train_many(images, labels, configs, root_dir=tmp_path)
-    assert summary["seed"].tolist() == [0, 1]
-    for config in configs:
-        assert (tmp_path / run_name(config) / CHECKPOINT).exists()
-
-
 def test_cli_trains_the_grid(tmp_path, monkeypatch, capsys):
     import argparse
 
-    import brainres
     from brainres.commands import train as train_command
+    from brainres.data import registry
 
-    monkeypatch.setattr(brainres, "load_stimuli", lambda dataset_id: _stimuli(), raising=False)
+    monkeypatch.setattr(registry, "load_stimuli", lambda dataset_id: _stimuli())
     parser = argparse.ArgumentParser(prog="brainres")
     train_command.register(parser.add_subparsers())
-    args = parser.parse_args(["train", "--dataset", "digits", "--seeds", "0", "1", "--lambda-time", "0", "0.1",
-                              "--epochs", "1", "--max-channels", "4", "--max-layers", "1", "--max-steps", "2",
-                              "--out", str(tmp_path), "--quiet"])
+    argv = ["train", "--dataset", "digits", "--seeds", "0", "1", "--lambda-time", "0", "0.1", "--epochs", "1",
+            "--max-channels", "4", "--max-layers", "1", "--max-steps", "2", "--out", str(tmp_path), "--quiet"]
+    args = parser.parse_args(argv)
+    assert args.occlusion_levels == [0.0]
     assert args.func(args) == 0
-    assert len(list(tmp_path.glob("*/checkpoint.pt"))) == 4
+    folders = sorted(p.parent for p in tmp_path.glob("*/checkpoint.pt"))
+    assert len(folders) == 4
+    grid = set()
+    for folder in folders:
+        stored = json.loads((folder / CONFIG).read_text())
+        training = TrainConfig.from_dict(stored["training"])
+        # each run's folder is named after the first 16 characters of its hash
+        assert folder.name == stored["config_hash"][:16] == run_config_hash(stored["model"], training)[:16]
+        assert stored["model"]["family"] == "lattice" and stored["model"]["classes"] == ["c0", "c1", "c2"]
+        assert stored["model"]["settings"]["max_steps"] == 2 and stored["model"]["settings"]["n_classes"] == 3
+        assert training.occlusion_levels == (0.0,)
+        grid.add((training.seed, stored["model"]["settings"]["lambda_time"]))
+    assert grid == {(0, 0.0), (0, 0.1), (1, 0.0), (1, 0.1)}
     printed = capsys.readouterr().out
     assert "held_out_accuracy" in printed and "lambda_time" in printed
+    # Rerunning the command finds the finished runs and trains nothing new.
+    before = {folder: (folder / CHECKPOINT).stat().st_mtime_ns for folder in folders}
+    assert args.func(parser.parse_args(argv)) == 0
+    assert {folder: (folder / CHECKPOINT).stat().st_mtime_ns for folder in folders} == before

@@ -15,14 +15,18 @@ pytestmark = pytest.mark.slow
 SCRIPT = """
 import sys, numpy as np, torch
 from sklearn.datasets import load_digits
-from brainres.models.lattice import LatticeConfig
-from brainres.train import TrainConfig, images_to_tensor, train_lattice
+from brainres.families.lattice import LatticeConfig, LatticeNet
+from brainres.models.inputs import images_to_tensor
+from brainres.train import TrainConfig, train_model
 digits = load_digits()
 images = images_to_tensor((digits.images[:300] * 255 / 16).round().astype(np.uint8)[..., None])
 labels = torch.from_numpy(digits.target[:300]).long()
-config = TrainConfig(model=LatticeConfig(max_channels=6, max_layers=2, max_steps=4, lambda_time=0.01),
-                     seed=3, epochs=int(sys.argv[2]), batch_size=32, learning_rate=0.01)
-train_lattice(images, labels, config, run_dir=sys.argv[1])
+lattice = LatticeConfig(max_channels=6, max_layers=2, max_steps=4, lambda_time=0.01)
+record = {"family": "lattice", "settings": lattice.to_dict(), "classes": [str(c) for c in range(10)],
+          "in_channels": 1, "image_size": None}
+config = TrainConfig(seed=3, epochs=int(sys.argv[2]), batch_size=32, learning_rate=0.01,
+                     occlusion_levels=(0.0, 0.25, 0.5))
+train_model(lambda: LatticeNet(lattice), images, labels, config, n_classes=10, record=record, run_dir=sys.argv[1])
 """
 
 
@@ -57,5 +61,9 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_weights(tmp_path):
     assert left["epoch"] == right["epoch"] == epochs
     for name, value in left["model"].items():
         assert torch.equal(value, right["model"][name]), name
+    assert torch.equal(left["generator"], right["generator"])
+    for key, state in left["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, right["optimizer"]["state"][key][name]), (key, name)
     pd.testing.assert_frame_equal(pd.read_csv(straight / "log.csv").drop(columns="seconds"),
                                   pd.read_csv(killed / "log.csv").drop(columns="seconds"))

@@ -92,8 +92,8 @@ def test_stimulus_mismatch_stops_the_run_without_a_result(tmp_path):
     (lambda p: p["export"][0].update(model="nope"), "no \\[\\[model\\]\\] is named 'nope'"),
     (lambda p: p["comparison"][0].update(kind="vibes"), "'vibes' is not a registered comparison"),
     (lambda p: p["comparison"][0].update(stimuli="cifar10-test"), "no \\[\\[export\\]\\] of model 'tiny' on stimuli"),
-    (lambda p: p["model"][0]["training"].update(seed=3), "set seeds with 'seeds'"),
-    (lambda p: p.update(extra=1), "unknown key\\(s\\) \\['extra'\\]"),
+    (lambda p: p["model"][0]["training"].update(seed=3), "training.seed: set it with 'seeds'"),
+    (lambda p: p.update(extra=1), "unknown key 'extra'"),
 ])
 def test_bad_pipelines_name_the_key(change, message):
     broken = json.loads(json.dumps(PIPELINE))
@@ -104,11 +104,16 @@ def test_bad_pipelines_name_the_key(change, message):
 
 def test_code_fingerprints_follow_what_each_task_depends_on():
     from brainres.pipeline.provenance import TASK_SOURCES, _source_files, code_fingerprint
+    from brainres.pipeline.tasks import _family_sources
 
     labels = [label for label, _ in _source_files()]
-    assert "comparisons/time_vs_rt.py" in labels and "brainres/models/lattice.py" in labels
+    assert "comparisons/time_vs_rt.py" in labels and "brainres/families/lattice/network.py" in labels
     covered = {kind: [l for l in labels if any(l == p or l.startswith(p + "/") for p in prefixes)]
                for kind, prefixes in TASK_SOURCES.items()}
+    lattice = [l for l in labels if any(l == p or l.startswith(p + "/") for p in _family_sources("lattice"))]
     assert "comparisons/time_vs_rt.py" in covered["compare"] and "comparisons/time_vs_rt.py" not in covered["train"]
-    assert "brainres/models/lattice.py" in covered["train"] and "brainres/stats/resample.py" not in covered["train"]
-    assert len({code_fingerprint(kind) for kind in TASK_SOURCES} | {code_fingerprint()}) == 4
+    assert "brainres/families/lattice/network.py" in lattice and "brainres/families/elm.py" not in lattice
+    assert "brainres/train.py" in covered["train"] and "brainres/stats/resample.py" not in covered["train"]
+    assert "brainres/families/lattice/network.py" not in covered["compare"]
+    prints = {code_fingerprint(prefixes) for prefixes in TASK_SOURCES.values()} | {code_fingerprint()}
+    assert len(prints) == len(TASK_SOURCES) + 1

@@ -18,153 +18,14 @@ datasets or statistics.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brainres.errors import BrainresError
-from brainres.hashing import canonical_hash  # noqa: F401  (re-exported: export and pipeline use it)
-
-
-class LatticeConfigError(BrainresError, ValueError):
-    """A lattice or training configuration value is out of range."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LatticeConfig:
-    """Bounds and pressures of a lattice model.
-
-    Parameters
-    ----------
-    in_channels : int
-        Image channels (1 for grey digits, 3 for colour).
-    n_classes : int
-        Number of output classes.
-    max_channels : int
-        Width bound: channels per layer before any die.
-    max_layers : int
-        Depth bound: number of gated recurrent layers.
-    max_steps : int
-        Time bound: number of recurrent steps.
-    kernel_size : int
-        Side of the square convolution kernels (odd).
-    readout_pool : int
-        With ``readout="pooled"``: every layer's state is average-pooled to a
-        ``readout_pool x readout_pool`` grid (1 = global average pooling).
-    readout : {"pooled", "center"}
-        ``"pooled"``: the readout sees every layer, pooled (a shallow answer
-        is possible at once). ``"center"``: it sees only the top layer at the
-        central pixel (2 x 2 for even sizes), a fovea whose receptive field
-        must be built by open layers (depth) or lateral recurrence (time), so
-        depth and time can stand in for each other (docs/lattice.md).
-    unrolling : {"biological", "sweep"}
-        ``"biological"``: every connection takes one step, so layer l sees
-        the layer below as it was at the previous step and depth unfolds in
-        time (step 1 reads shallow features, later steps deeper ones).
-        ``"sweep"``: a full bottom-up sweep at every step (layer l sees layer
-        l-1 of the same step); time then only adds lateral refinement.
-    halting : {"confidence", "features"}
-        ``"confidence"``: the halting logit at step n is
-        ``slope * certainty_n + bias_n`` with certainty = 1 - normalised
-        entropy of the readout, a learned slope kept positive and a learned
-        bias per step; the network halts when its readout is sure, so halting
-        is input-dependent by construction. ``"features"``: a free linear head
-        on the pooled states, entropy and confidence (PonderNet's form).
-    top_down : bool
-        Add top-down convolutions from the layer above's previous state.
-    lambda_breadth, lambda_depth, lambda_time : float
-        Weights of the breadth, depth and time costs in the loss.
-    halting_prior : float
-        Per-step halting probability of the geometric prior (PonderNet's lambda_p).
-    beta_kl : float
-        Weight of KL(halting distribution || geometric prior).
-    step_loss_weight : float
-        Weight of the unweighted mean cross-entropy over all steps, added to
-        the halting-weighted one. Without it the halting distribution can
-        collapse onto step 1 early in training, after which later steps never
-        learn (and so never become worth waiting for).
-    gate_threshold : float
-        A channel whose gate magnitude is below this is counted as dead.
-    depth_threshold : float
-        A layer whose depth gate is below this is counted as closed.
-    """
-
-    in_channels: int = 1
-    n_classes: int = 10
-    max_channels: int = 16
-    max_layers: int = 3
-    max_steps: int = 6
-    kernel_size: int = 3
-    readout_pool: int = 2
-    readout: str = "pooled"
-    unrolling: str = "biological"
-    halting: str = "confidence"
-    top_down: bool = False
-    lambda_breadth: float = 0.0
-    lambda_depth: float = 0.0
-    lambda_time: float = 0.0
-    halting_prior: float = 0.2
-    beta_kl: float = 0.01
-    step_loss_weight: float = 0.5
-    gate_threshold: float = 0.05
-    depth_threshold: float = 0.5
-
-    def __post_init__(self):
-        positive = ("in_channels", "n_classes", "max_channels", "max_layers", "max_steps", "kernel_size", "readout_pool")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise LatticeConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.n_classes < 2:
-            raise LatticeConfigError(f"n_classes must be at least 2, got {self.n_classes}")
-        if self.unrolling not in ("biological", "sweep"):
-            raise LatticeConfigError(f"unrolling must be 'biological' or 'sweep', got {self.unrolling!r}")
-        if self.readout not in ("pooled", "center"):
-            raise LatticeConfigError(f"readout must be 'pooled' or 'center', got {self.readout!r}")
-        if self.halting not in ("confidence", "features"):
-            raise LatticeConfigError(f"halting must be 'confidence' or 'features', got {self.halting!r}")
-        if self.kernel_size % 2 == 0:
-            raise LatticeConfigError(f"kernel_size must be odd, got {self.kernel_size}")
-        for name in ("lambda_breadth", "lambda_depth", "lambda_time", "beta_kl", "step_loss_weight", "gate_threshold"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise LatticeConfigError(f"{name} must be a finite number >= 0, got {value!r}")
-        for name in ("halting_prior", "depth_threshold"):
-            value = getattr(self, name)
-            if not 0 < value < 1:
-                raise LatticeConfigError(f"{name} must lie strictly between 0 and 1, got {value!r}")
-
-    def to_dict(self) -> dict:
-        """Plain-dict form (JSON-serialisable)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "LatticeConfig":
-        """Build a config from :meth:`to_dict` output; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise LatticeConfigError(f"unknown lattice config keys: {', '.join(unknown)}")
-        return cls(**values)
-
-    @property
-    def pressures(self) -> dict:
-        """The three resource pressures as a mapping (as exports record them)."""
-        return {
-            "lambda_breadth": self.lambda_breadth,
-            "lambda_depth": self.lambda_depth,
-            "lambda_time": self.lambda_time,
-        }
-
-    def config_hash(self) -> str:
-        """SHA-256 of the canonical JSON of :meth:`to_dict` (stable across runs)."""
-        return canonical_hash(self.to_dict())
-
-
+from brainres.families.lattice.config import LatticeConfig
+from brainres.models.contract import ContractError, seeded
 
 
 def halting_distribution(halting_lambda: torch.Tensor) -> torch.Tensor:
@@ -249,10 +110,10 @@ class LatticeNet(nn.Module):
     def __init__(self, config: LatticeConfig, seed: int | None = None):
         super().__init__()
         if not isinstance(config, LatticeConfig):
-            raise LatticeConfigError(f"config must be a LatticeConfig, got {type(config).__name__}")
+            raise TypeError(f"config must be a LatticeConfig, got {type(config).__name__}")
         self.config = config
         channels = config.max_channels
-        with _seeded(seed):
+        with seeded(seed):
             self.stem = nn.Conv2d(config.in_channels, channels, config.kernel_size, padding=config.kernel_size // 2)
             self.layers = nn.ModuleList(
                 _LatticeLayer(channels, config.kernel_size, config.top_down) for _ in range(config.max_layers)
@@ -279,14 +140,14 @@ class LatticeNet(nn.Module):
     # ------------------------------------------------------------------ steps
     def _check_images(self, images):
         if not isinstance(images, torch.Tensor):
-            raise LatticeConfigError(f"images must be a torch.Tensor, got {type(images).__name__}")
+            raise ContractError(f"images must be a torch.Tensor, got {type(images).__name__}")
         if images.ndim != 4 or images.shape[1] != self.config.in_channels:
-            raise LatticeConfigError(
+            raise ContractError(
                 f"images must have shape (batch, {self.config.in_channels}, height, width), "
                 f"got {tuple(images.shape)}"
             )
         if not torch.is_floating_point(images):
-            raise LatticeConfigError(f"images must be floating point in [0, 1], got dtype {images.dtype}")
+            raise ContractError(f"images must be floating point in [0, 1], got dtype {images.dtype}")
 
     def _initial_states(self, encoded):
         return [torch.zeros_like(encoded) for _ in self.layers]
@@ -338,48 +199,45 @@ class LatticeNet(nn.Module):
     def _scales(self):
         return [layer.update_scale() for layer in self.layers]
 
-    def forward(self, images: torch.Tensor, return_latents: bool = False) -> dict:
-        """Run all ``max_steps`` steps.
+    def forward(self, images: torch.Tensor) -> dict:
+        """Run all ``max_steps`` steps (the image-model contract, ``docs/your-model.md``).
 
         Parameters
         ----------
         images : torch.Tensor, shape (batch, in_channels, height, width)
             Float images in [0, 1].
-        return_latents : bool
-            Also return pooled states per layer per step.
 
         Returns
         -------
         dict
-            ``logits`` (batch, step, class), ``halting_lambda`` (batch, step),
-            ``halting_probability`` (batch, step), ``expected_steps`` (batch,),
-            and with ``return_latents`` ``latents``: list per layer of
-            (batch, step, channels).
+            ``logits`` (batch, step, class), ``halting_probability`` (batch,
+            step), ``latents``: ``layer_<i>`` -> (batch, step, channel, height,
+            width) states, ``cost``: the KL and resource terms of the loss (see
+            :meth:`cost`); and, beyond the contract, ``halting_lambda``
+            (batch, step) and ``expected_steps`` (batch,).
         """
         self._check_images(images)
         encoded = F.relu(self.stem(images))
         states = self._initial_states(encoded)
         scales = self._scales()
-        step_pooled, latents = [], []
+        step_pooled, per_step_states = [], []
         for _ in range(self.config.max_steps):
             states = self._advance(encoded, states, scales)
             step_pooled.append(self._pool(states))
-            if return_latents:
-                latents.append([state.mean(dim=(2, 3)) for state in states])
-        steps = torch.arange(self.config.max_steps)
+            per_step_states.append(states)
+        steps = torch.arange(self.config.max_steps, device=images.device)
         logits, halting_lambda = self._read(torch.stack(step_pooled, dim=1), steps)
         probability = halting_distribution(halting_lambda)
-        out = {
+        expected_steps = (probability * (steps + 1).to(probability.dtype)).sum(dim=1)
+        return {
             "logits": logits,
-            "halting_lambda": halting_lambda,
             "halting_probability": probability,
-            "expected_steps": (probability * (steps + 1).to(probability.dtype)).sum(dim=1),
+            "latents": {f"layer_{layer}": torch.stack([step[layer] for step in per_step_states], dim=1)
+                        for layer in range(len(self.layers))},
+            "cost": self.cost(probability, expected_steps),
+            "halting_lambda": halting_lambda,
+            "expected_steps": expected_steps,
         }
-        if return_latents:
-            out["latents"] = [
-                torch.stack([per_step[layer] for per_step in latents], dim=1) for layer in range(len(self.layers))
-            ]
-        return out
 
     # ------------------------------------------------------------------ costs
     def depth_gates(self) -> torch.Tensor:
@@ -398,63 +256,40 @@ class LatticeNet(nn.Module):
         """Expected number of open layers (sum of depth gates)."""
         return self.depth_gates().sum()
 
-    def loss(self, output: dict, labels: torch.Tensor) -> dict:
-        """PonderNet loss plus the three resource costs.
-
-        Parameters
-        ----------
-        output : dict
-            Result of :meth:`forward`.
-        labels : torch.Tensor, shape (batch,)
-            Integer class labels.
-
-        Returns
-        -------
-        dict of scalar tensors
-            ``total``, ``task`` (halting-weighted cross-entropy),
-            ``every_step`` (mean cross-entropy over steps), ``kl``,
-            ``time`` (mean expected steps), ``breadth``, ``depth``.
-        """
-        logits, probability = output["logits"], output["halting_probability"]
-        batch, n_steps, n_classes = logits.shape
-        per_step_ce = F.cross_entropy(
-            logits.reshape(batch * n_steps, n_classes), labels.repeat_interleave(n_steps), reduction="none"
-        ).view(batch, n_steps)
-        task = (probability * per_step_ce).sum(dim=1).mean()
-        every_step = per_step_ce.mean()
-        prior = geometric_prior(n_steps, self.config.halting_prior).to(probability)
+    def cost_terms(self, probability: torch.Tensor, expected_steps: torch.Tensor) -> dict:
+        """The unweighted terms: ``kl`` (halting distribution vs geometric prior), ``time`` (mean
+        expected steps), ``breadth`` and ``depth``."""
+        prior = geometric_prior(probability.shape[1], self.config.halting_prior).to(probability)
         kl = (probability * (torch.log(probability + 1e-12) - torch.log(prior))).sum(dim=1).mean()
-        time = output["expected_steps"].mean()
-        breadth = self.breadth_cost()
-        depth = self.depth_cost()
+        return {"kl": kl, "time": expected_steps.mean(), "breadth": self.breadth_cost(), "depth": self.depth_cost()}
+
+    def cost(self, probability: torch.Tensor, expected_steps: torch.Tensor) -> torch.Tensor:
+        """What the lattice adds to the task loss (PonderNet's KL term plus the three resource costs).
+
+        ``beta_kl * KL + lambda_time * E[steps] + lambda_breadth * breadth +
+        lambda_depth * depth``; the trainer adds it to the cross-entropy, as it
+        does any contract model's ``cost``.
+        """
+        terms = self.cost_terms(probability, expected_steps)
         c = self.config
-        total = (
-            task
-            + c.step_loss_weight * every_step
-            + c.beta_kl * kl
-            + c.lambda_time * time
-            + c.lambda_breadth * breadth
-            + c.lambda_depth * depth
-        )
-        return {
-            "total": total, "task": task, "every_step": every_step, "kl": kl,
-            "time": time, "breadth": breadth, "depth": depth,
-        }
+        return (c.beta_kl * terms["kl"] + c.lambda_time * terms["time"] + c.lambda_breadth * terms["breadth"]
+                + c.lambda_depth * terms["depth"])
 
     # -------------------------------------------------------------- read-offs
     @torch.no_grad()
     def resource_summary(self) -> dict:
-        """Per-model scalars read off the gates.
+        """What the model uses, read off its gates (the contract's optional ``resource_summary``).
 
         Returns
         -------
         dict
-            ``active_channels`` (list per layer: channels with |gate| above
-            ``gate_threshold``), ``depth_gates`` (list per layer),
-            ``effective_depth`` (sum of depth gates), ``open_layers`` (layers
-            with gate above ``depth_threshold``), ``active_breadth`` (mean
-            active channels over open layers, 0 when none is open),
-            ``breadth_cost``, ``depth_cost``.
+            Per layer: ``active_channels`` (channels with |gate| above
+            ``gate_threshold``) and ``depth_gate`` (openness of the layer's
+            residual branch). Scalars: ``effective_depth`` (sum of depth gates),
+            ``open_layers`` (layers with gate above ``depth_threshold``),
+            ``active_breadth`` (mean active channels over open layers, 0 when
+            none is open), ``cost_breadth`` and ``cost_depth`` (the unweighted
+            cost terms).
         """
         gates = self.channel_gates().abs()
         active = (gates > self.config.gate_threshold).sum(dim=1)
@@ -463,50 +298,13 @@ class LatticeNet(nn.Module):
         active_breadth = float(active[is_open].float().mean()) if bool(is_open.any()) else 0.0
         return {
             "active_channels": [int(a) for a in active],
-            "depth_gates": [float(d) for d in depth],
+            "depth_gate": [float(d) for d in depth],
             "effective_depth": float(depth.sum()),
             "open_layers": int(is_open.sum()),
             "active_breadth": active_breadth,
-            "breadth_cost": float(self.breadth_cost()),
-            "depth_cost": float(self.depth_cost()),
+            "cost_breadth": float(self.breadth_cost()),
+            "cost_depth": float(self.depth_cost()),
         }
-
-    @torch.no_grad()
-    def measure(self, images: torch.Tensor) -> dict:
-        """Everything an export needs for a batch of images.
-
-        Returns
-        -------
-        dict
-            ``logits`` (batch, step, class), ``halting_probability`` (batch, step),
-            ``expected_steps`` (batch,), ``latents``: dict ``layer_<i>`` ->
-            (batch, step, channels) pooled states, ``model``: the scalars of
-            :meth:`resource_summary` plus ``time_cost`` (mean expected steps of
-            this batch) and ``pressures``.
-        """
-        was_training = self.training
-        self.eval()
-        try:
-            out = self.forward(images, return_latents=True)
-        finally:
-            self.train(was_training)
-        summary = self.resource_summary()
-        summary["time_cost"] = float(out["expected_steps"].mean())
-        summary["pressures"] = self.config.pressures
-        return {
-            "logits": out["logits"],
-            "halting_probability": out["halting_probability"],
-            "expected_steps": out["expected_steps"],
-            "latents": {f"layer_{i}": latent for i, latent in enumerate(out["latents"])},
-            "model": summary,
-        }
-
-    # Readout protocol (brainres.models.readouts.StepwiseModel)
-    @torch.no_grad()
-    def step_outputs(self, images: torch.Tensor) -> dict:
-        """Per-step logits and halting probabilities (the readout adapter protocol)."""
-        out = self.forward(images)
-        return {"logits": out["logits"], "halting_probability": out["halting_probability"]}
 
     @torch.no_grad()
     def early_exit(self, images: torch.Tensor, halting_mass: float = 0.5) -> dict:
@@ -524,16 +322,17 @@ class LatticeNet(nn.Module):
         """
         self._check_images(images)
         if not 0 < halting_mass <= 1:
-            raise LatticeConfigError(f"halting_mass must lie in (0, 1], got {halting_mass}")
+            raise ContractError(f"halting_mass must lie in (0, 1], got {halting_mass}")
         batch = images.shape[0]
         encoded = F.relu(self.stem(images))
         states = self._initial_states(encoded)
         scales = self._scales()
-        running = torch.arange(batch)
-        still_running_probability = torch.ones(batch)
-        halted_mass = torch.zeros(batch)
-        final_logits = torch.zeros(batch, self.config.n_classes)
-        halting_step = torch.full((batch,), self.config.max_steps, dtype=torch.long)
+        device = images.device
+        running = torch.arange(batch, device=device)
+        still_running_probability = torch.ones(batch, device=device)
+        halted_mass = torch.zeros(batch, device=device)
+        final_logits = torch.zeros(batch, self.config.n_classes, device=device)
+        halting_step = torch.full((batch,), self.config.max_steps, dtype=torch.long, device=device)
         for step in range(1, self.config.max_steps + 1):
             states = self._advance(encoded, states, scales)
             logits, halting_lambda = self._read(self._pool(states), step - 1)
@@ -569,7 +368,7 @@ class FixedStepRecurrentNet(nn.Module):
         self.config = config
         channels = config.max_channels
         padding = config.kernel_size // 2
-        with _seeded(seed):
+        with seeded(seed):
             self.stem = nn.Conv2d(config.in_channels, channels, config.kernel_size, padding=padding)
             self.bottom_up = nn.ModuleList(
                 nn.Conv2d(channels, channels, config.kernel_size, padding=padding) for _ in range(config.max_layers)
@@ -590,7 +389,7 @@ class FixedStepRecurrentNet(nn.Module):
             self.readout = nn.Linear(config.max_layers * channels * config.readout_pool**2, config.n_classes)
 
     def forward(self, images: torch.Tensor) -> dict:
-        """Return ``logits`` of the last step, shape (batch, class)."""
+        """``logits`` of the last step as a one-step contract output, shape (batch, 1, class)."""
         encoded = F.relu(self.stem(images))
         states = [torch.zeros_like(encoded) for _ in self.bottom_up]
         biological = self.config.unrolling == "biological"
@@ -608,20 +407,4 @@ class FixedStepRecurrentNet(nn.Module):
                 new_states.append(state)
             states = new_states
         pooled = torch.cat([F.adaptive_avg_pool2d(state, self.config.readout_pool).flatten(1) for state in states], dim=1)
-        return {"logits": self.readout(pooled)}
-
-    def loss(self, output: dict, labels: torch.Tensor) -> dict:
-        """Cross-entropy of the last step's readout."""
-        task = F.cross_entropy(output["logits"], labels)
-        return {"total": task, "task": task}
-
-
-@contextlib.contextmanager
-def _seeded(seed):
-    """Run a block under ``torch.manual_seed(seed)`` without disturbing the global RNG."""
-    if seed is None:
-        yield
-        return
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+        return {"logits": self.readout(pooled)[:, None]}

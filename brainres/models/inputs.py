@@ -1,0 +1,81 @@
+"""What an image model is shown: stimuli as float tensors, their target classes, stable occluder keys.
+
+Training and export share these, so a stimulus is resized, converted and
+occluded the same way in both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import xarray as xr
+
+from brainres.errors import BrainresError
+
+
+class InputError(BrainresError, ValueError):
+    """Images or class names cannot be turned into what the model expects."""
+
+
+def images_to_tensor(images) -> torch.Tensor:
+    """uint8 images (stimulus, y, x, channel) -> float tensor (stimulus, channel, y, x) in [0, 1]."""
+    array = np.asarray(images)
+    if array.ndim != 4 or array.dtype != np.uint8:
+        raise InputError(f"images must be uint8 with dims (stimulus, y, x, channel), got {array.dtype} {array.shape}")
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2))).float() / 255.0
+
+
+def prepare_images(images: np.ndarray, *, in_channels: int, image_size: int | None) -> torch.Tensor:
+    """uint8 (stimulus, y, x, channel) -> float (stimulus, in_channels, size, size) in [0, 1].
+
+    Colour images become luminance (ITU-R 601 weights) for a grey model; grey
+    images are repeated for a colour model; images are resized with
+    antialiased bilinear interpolation when ``image_size`` differs.
+    """
+    tensor = images_to_tensor(images)
+    channels = tensor.shape[1]
+    if channels == 3 and in_channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        tensor = (tensor * weights).sum(dim=1, keepdim=True)
+    elif channels == 1 and in_channels == 3:
+        tensor = tensor.repeat(1, 3, 1, 1)
+    elif channels != in_channels:
+        raise InputError(f"cannot turn {channels}-channel images into {in_channels}-channel model input")
+    if image_size is not None and tuple(tensor.shape[2:]) != (image_size, image_size):
+        tensor = F.interpolate(tensor, size=(image_size, image_size), mode="bilinear", antialias=True,
+                               align_corners=False).clamp(0, 1)
+    return tensor
+
+
+def stimulus_classes(stimuli: xr.Dataset) -> list[str]:
+    """Class names of a labelled stimulus set, in label order (``label.attrs['classes']``), else sorted categories."""
+    if "label" in stimuli and "classes" in stimuli["label"].attrs:
+        return [str(c) for c in stimuli["label"].attrs["classes"]]
+    return sorted({str(c) for c in np.asarray(stimuli["category"].values)})
+
+
+def class_indices(stimuli: xr.Dataset, classes: Sequence[str], *, unknown_classes: str = "error") -> np.ndarray:
+    """Index of each stimulus's ``category`` in the model's ``classes``.
+
+    A category the model was not trained on is an error, or with
+    ``unknown_classes="unscored"`` gets index -1 (such stimuli are never
+    counted correct; for representational comparisons on foreign image sets).
+    """
+    if unknown_classes not in ("error", "unscored"):
+        raise InputError(f"unknown_classes must be 'error' or 'unscored', got {unknown_classes!r}")
+    categories = np.asarray(stimuli["category"].values).astype(str)
+    position = {name: i for i, name in enumerate(classes)}
+    unknown = sorted(str(c) for c in set(categories) - set(position))
+    if unknown and unknown_classes == "error":
+        raise InputError(f"stimulus categories the model was not trained on: {unknown}; model classes: {list(classes)}"
+                         " (export with unknown_classes='unscored' to run it anyway)")
+    return np.array([position.get(c, -1) for c in categories], dtype=np.int64)
+
+
+def stable_stimulus_index(stimulus_id: str) -> int:
+    """An integer identity of a stimulus for its occluder, independent of stimulus order."""
+    return int.from_bytes(hashlib.sha256(stimulus_id.encode()).digest()[:4], "big")
