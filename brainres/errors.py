@@ -11,6 +11,20 @@ class BrainresError(Exception):
     """Base class of every error brainres raises on purpose."""
 
 
+class ProblemsError(BrainresError, ValueError):
+    """Several things are wrong with one input; every problem is listed, each naming its key."""
+
+    def __init__(self, problems, where: str = ""):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.where = where
+        prefix = f"{where}: " if where else ""
+        if len(self.problems) == 1:
+            message = prefix + self.problems[0]
+        else:
+            message = prefix + f"{len(self.problems)} problems:\n" + "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(message)
+
+
 class DataFileError(BrainresError):
     """A file is missing, unreadable, truncated or has the wrong content."""
 

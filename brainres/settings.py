@@ -31,22 +31,12 @@ import math
 import numbers
 from typing import Any
 
-from brainres.errors import BrainresError
+from brainres.errors import ProblemsError
 from brainres.hashing import canonical_hash
 
 
-class SettingsError(BrainresError, ValueError):
+class SettingsError(ProblemsError):
     """One or more settings are unknown, of the wrong type or out of range; lists them all."""
-
-    def __init__(self, problems: list[str], where: str = ""):
-        self.problems = list(problems)
-        self.where = where
-        prefix = f"{where}: " if where else ""
-        if len(self.problems) == 1:
-            message = prefix + self.problems[0]
-        else:
-            message = prefix + f"{len(self.problems)} problems:\n" + "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(message)
 
     def located(self, where: str) -> "SettingsError":
         """The same problems, said to be in ``where`` (for example a pipeline table)."""

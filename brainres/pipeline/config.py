@@ -65,22 +65,13 @@ import re
 import tomllib
 from pathlib import Path
 
-from brainres.errors import BrainresError
+from brainres.errors import ProblemsError
 from brainres.settings import default_of
 from brainres.train import TrainConfig
 
 
-class PipelineError(BrainresError, ValueError):
+class PipelineError(ProblemsError):
     """A pipeline file is malformed; the message names every problem with its table and key."""
-
-    def __init__(self, problems, source: str = ""):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        head = f"{source}: " if source else ""
-        if len(self.problems) == 1:
-            message = head + self.problems[0]
-        else:
-            message = head + f"{len(self.problems)} problems:\n" + "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(message)
 
 
 @dataclasses.dataclass(frozen=True)

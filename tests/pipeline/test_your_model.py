@@ -31,6 +31,14 @@ def doc_block(first_line: str) -> str:
     raise AssertionError(f"docs/your-model.md has no code block starting with {first_line!r}")
 
 
+def run_toml(folder: Path, text: str, *options) -> Path:
+    """Write a pipeline file into ``folder``, run it with ``brainres run`` in this process; return the run folder."""
+    (folder / "p.toml").write_text(text)
+    assert main(["run", str(folder / "p.toml"), "--out", str(folder / "run"), "--executor", "in-process", "--quiet",
+                 *options]) == 0
+    return folder / "run"
+
+
 def exports(run_dir: Path) -> dict:
     return {p.parent.name.rsplit("-", 1)[0]: read_netcdf(p) for p in sorted(run_dir.glob("exports/*/measures.nc"))}
 
@@ -134,7 +142,7 @@ def test_precomputed_model_times_go_through_time_vs_rt(tmp_path):
     rows = [{"seed": seed, "stimulus_id": stimulus, "model_time": 3 + 4 * value + rng.normal(0, 0.2)}
             for seed in (0, 1, 2) for stimulus, value in rt.items()]
     pd.DataFrame(rows).to_csv(tmp_path / "times.csv", index=False)
-    (tmp_path / "p.toml").write_text('''
+    run = run_toml(tmp_path, '''
 [run]
 name = "precomputed"
 [[model]]
@@ -148,12 +156,10 @@ data = "geirhos2021-silhouette"
 readout = "model_time"
 n_resamples = 2000
 ''')
-    assert main(["run", str(tmp_path / "p.toml"), "--out", str(tmp_path / "run"), "--executor", "in-process",
-                 "--quiet"]) == 0
-    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    results = pd.read_csv(run / "results.csv")
     analytic = results[results["label"] == "model time vs human RT (analytic CI)"].iloc[0]
     assert analytic["estimate"] > 0.8  # the planted link to mean RT comes back
-    assert "read from times.csv" in (tmp_path / "run" / "report.html").read_text()
+    assert "read from times.csv" in (run / "report.html").read_text()
 
 
 def test_a_user_trial_table_and_a_folder_of_pngs_run_through_a_pipeline(tmp_path):
@@ -171,7 +177,7 @@ def test_a_user_trial_table_and_a_folder_of_pngs_run_through_a_pipeline(tmp_path
     rows = [{"participant": f"p{j}", "image": stimulus, "RT": round(float(rng.uniform(400, 900)), 1), "key": "1",
              "truth": "1"} for j in range(6) for stimulus in digits["stimulus_id"].values]
     pd.DataFrame(rows).to_csv(tmp_path / "rts.tsv", sep="\t", index=False)
-    (tmp_path / "p.toml").write_text('''
+    run = run_toml(tmp_path, '''
 [run]
 name = "own-files"
 [[model]]
@@ -203,11 +209,9 @@ path = "rts.tsv"
 rt_unit = "ms"
 columns = { subject = "participant", stimulus_id = "image", rt = "RT", response = "key", category = "truth" }
 ''')
-    assert main(["run", str(tmp_path / "p.toml"), "--out", str(tmp_path / "run"), "--executor", "in-process",
-                 "--quiet"]) == 0
-    export = exports(tmp_path / "run")["tiny__images__seed-0"]
+    export = exports(run)["tiny__images__seed-0"]
     assert export.sizes["stimulus_id"] == 90 and export.attrs["stimulus_set"] == "images"
-    result = json.loads(next((tmp_path / "run").glob("results/time-vs-rt*/result.json")).read_text())
+    result = json.loads(next(run.glob("results/time-vs-rt*/result.json")).read_text())
     assert result["inputs"]["n_subjects"] == 6 and result["inputs"]["n_stimuli"] == 90
-    data = json.loads((tmp_path / "run" / "provenance.json").read_text())["data"]
+    data = json.loads((run / "provenance.json").read_text())["data"]
     assert data["rts.tsv"]["kind"] == "table" and len(data["images"]["sha256"]) == 64
