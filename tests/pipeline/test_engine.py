@@ -18,7 +18,8 @@ from brainres.testing import TOY_PLUGIN, toy_pipeline
 
 pytest.importorskip("distributed")
 
-PIPELINE = toy_pipeline(epochs=2, comparisons=("time-vs-rt", "occlusion-recurrence"))
+# Long enough training (about a second a seed) for the killer below to catch a worker in it.
+PIPELINE = toy_pipeline(epochs=8, comparisons=("time-vs-rt", "occlusion-recurrence"))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -100,7 +101,7 @@ def test_separate_scheduler_and_workers_survive_a_killed_worker(reference, tmp_p
                             os.killpg(workers[name].pid, signal.SIGKILL)
                             killed.append(name)
                             return
-                    time.sleep(0.05)
+                    time.sleep(0.01)
 
             import threading
 
