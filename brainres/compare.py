@@ -74,23 +74,32 @@ class Comparison:
         keyword-only parameters are the comparison's options (a pipeline's
         ``[comparison.options]`` is checked against them before any task runs).
     model_kind : str
-    data_kind : str or tuple of str
-        Data-model kind(s) of the data it takes.
+    data_kind : str, tuple of str or None
+        Data-model kind(s) of the data it takes; None for a comparison of a
+        model with itself (a family's headline across its variants).
     requires : callable, optional
         ``requires(options) -> tuple of str``: the model-export variables it
         needs with these options (so a pipeline can say before training that
         a model without halting has no ``expected_halting_step``).
     min_occlusion_levels : int
         Occlusion levels the export must have.
+    model_kinds : tuple of str
+        What models it takes: ``"image"`` (exports of image models),
+        ``"measures"`` (precomputed), ``"task"`` (task families, their
+        variants combined along ``variant``).
+    families : tuple of str
+        Only models of these families (empty: any of ``model_kinds``).
     """
 
     id: str
     description: str
     run: Callable[..., ComparisonResult]
     model_kind: str = "model_measures"
-    data_kind: str | tuple = "human_trials"
+    data_kind: str | tuple | None = "human_trials"
     requires: Callable[[dict], tuple] | None = None
     min_occlusion_levels: int = 1
+    model_kinds: tuple = ("image", "measures")
+    families: tuple = ()
 
 
 def _index() -> dict[str, str]:
@@ -118,6 +127,10 @@ def compare(comparison_id: str, model: xr.Dataset, data: xr.Dataset, **options) 
 
     plugin = get_comparison(comparison_id)
     validate(model, plugin.model_kind, source="model measures")
+    if plugin.data_kind is None:
+        if data is not None:
+            raise BrainresError(f"{comparison_id} compares a model with itself; it takes no data")
+        return plugin.run(model, None, **options)
     kinds = plugin.data_kind if isinstance(plugin.data_kind, tuple) else (plugin.data_kind,)
     declared = data.attrs.get("brainres_kind")
     validate(data, declared if declared in kinds else kinds[0], source=data.attrs.get("dataset_id", "data"))

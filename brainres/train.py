@@ -6,10 +6,10 @@ model halts, see :func:`brainres.models.contract.task_loss`) plus the model's
 own ``cost``, Adam, optional occlusion augmentation, a fixed held-out split for
 the per-epoch log.
 
-A run lives in its own folder holding ``config.json`` (what the model is and
-how it was trained), ``checkpoint.pt`` (written atomically after every epoch:
-weights, optimizer, data-order generator, RNG state, the log so far) and
-``log.csv``. Calling :func:`train_model` again on the same folder resumes from
+A run lives in its own folder (:class:`brainres.runs.RunFolder`) holding
+``config.json`` (what the model is and how it was trained), ``checkpoint.pt``
+(written atomically after every epoch: weights, optimizer, data-order
+generator, RNG state, the log so far) and ``log.csv``. Calling :func:`train_model` again on the same folder resumes from
 the last completed epoch and ends with the same weights, bit for bit, as a run
 that was never interrupted.
 """
@@ -17,9 +17,7 @@ that was never interrupted.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -27,9 +25,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from brainres.data.io import atomic_path, atomic_write_text
 from brainres.errors import BrainresError
 from brainres.hashing import canonical_hash
 from brainres.models.contract import (
@@ -37,11 +33,11 @@ from brainres.models.contract import (
 )
 from brainres.models.inputs import images_to_tensor  # noqa: F401  (part of the training API)
 from brainres.models.occlusion import occlude
+from brainres.runs import (  # noqa: F401  (CHECKPOINT, CONFIG, LOG: part of the training API)
+    CHECKPOINT, CONFIG, LOG, EpochProgress, RunFolder, RunFolderError, read_checkpoint, read_run_config,
+)
 from brainres.settings import Integer, Optional, Real, Rule, Sequence, Settings, setting
 
-CHECKPOINT = "checkpoint.pt"
-LOG = "log.csv"
-CONFIG = "config.json"
 
 
 class TrainingError(BrainresError):
@@ -234,25 +230,6 @@ def _training_levels(config: TrainConfig, epoch: int, n: int) -> np.ndarray:
     return rng.choice(np.asarray(config.occlusion_levels), size=n)
 
 
-def _save_checkpoint(path: Path, *, model, optimizer, generator, epoch, log_rows, config_hash):
-    state = {
-        "config_hash": config_hash,
-        "epoch": epoch,  # number of completed epochs
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "generator": generator.get_state(),
-        "torch_rng": torch.random.get_rng_state(),
-        "log": log_rows,
-    }
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(state, tmp)
-
-
-def _write_log(path: Path, log: pd.DataFrame):
-    with atomic_path(path, suffix=".csv") as tmp:
-        log.to_csv(tmp, index=False)
-
-
 def _summary_columns(summary: dict) -> dict:
     """A resource summary as log columns: lists become ``<name>_layer_<i>``."""
     columns = {}
@@ -273,27 +250,6 @@ def model_identity(model: torch.nn.Module) -> dict:
 def run_config_hash(record: dict, config: TrainConfig) -> str:
     """The hash a run folder is known by: the model's record and the training configuration."""
     return canonical_hash({"model": record, "training": config.to_dict()})
-
-
-class EpochReporter:
-    """Progress of one training run: a bar on a terminal, one plain line per epoch elsewhere."""
-
-    def __init__(self, label: str, total: int, start: int, enabled: bool):
-        self.label, self.total = label, total
-        self.enabled = enabled
-        self.bar = tqdm(total=total, initial=start, desc=label, file=sys.stderr, leave=False,
-                        disable=not (enabled and sys.stderr.isatty()))
-
-    def epoch(self, row: dict) -> None:
-        accuracy, steps = row["held_out_accuracy"], row["held_out_mean_steps"]
-        self.bar.update(1)
-        self.bar.set_postfix(acc=f"{accuracy:.3f}", steps=f"{steps:.2f}")
-        if self.enabled and self.bar.disable:
-            print(f"{self.label}: epoch {row['epoch']} of {self.total}, held-out accuracy {accuracy:.3f}, "
-                  f"mean halting step {steps:.2f} ({row['seconds']:.1f} s)", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def train_model(build: Callable[[], torch.nn.Module], images, labels, config: TrainConfig, *, n_classes: int,
@@ -368,35 +324,25 @@ def train_model(build: Callable[[], torch.nn.Module], images, labels, config: Tr
     log_rows: list[dict] = []
     start_epoch = 0
 
-    checkpoint_path = None
+    folder = None
     if run_dir is not None:
-        run_dir = Path(run_dir)
-        checkpoint_path = run_dir / CHECKPOINT
-        config_path = run_dir / CONFIG
-        if config_path.exists():
-            stored = json.loads(config_path.read_text())
-            if stored.get("config_hash") != config_hash:
-                raise TrainingError(
-                    f"{run_dir} holds a run of another configuration (hash {stored.get('config_hash', '?')[:12]}, "
-                    f"this one {config_hash[:12]}); use another folder"
-                )
-        else:
-            atomic_write_text(config_path, json.dumps(
-                {"config_hash": config_hash, "model": record, "training": config.to_dict(),
-                 "location": location or {}, "n_parameters": parameter_count(model)}, indent=2))
-        if checkpoint_path.exists():
-            state = torch.load(checkpoint_path, weights_only=True, map_location=device)
-            if state["config_hash"] != config_hash:
-                raise TrainingError(f"{checkpoint_path} was written by another configuration")
+        try:
+            folder = RunFolder(run_dir, config_hash, {"model": record, "training": config.to_dict(),
+                                                      "location": location or {},
+                                                      "n_parameters": parameter_count(model)})
+            state = folder.load_checkpoint(device)
+        except RunFolderError as err:
+            raise TrainingError(str(err)) from None
+        if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
-            torch.random.set_rng_state(state["torch_rng"])
+            generator.set_state(state["generator"].cpu())
+            torch.random.set_rng_state(state["torch_rng"].cpu())
             log_rows = list(state["log"])
             start_epoch = int(state["epoch"])
 
     end_epoch = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
-    reporter = EpochReporter(label or f"seed {config.seed}", config.epochs, start_epoch, progress)
+    reporter = EpochProgress(label or f"seed {config.seed}", config.epochs, start_epoch, progress)
     train_images, train_labels = images[train_index], labels[train_index]
     try:
         for epoch in range(start_epoch, end_epoch):
@@ -444,18 +390,19 @@ def train_model(build: Callable[[], torch.nn.Module], images, labels, config: Tr
                 "seconds": time.perf_counter() - started,
             }
             log_rows.append(row)
-            reporter.epoch(row)
-            if run_dir is not None:
-                _save_checkpoint(checkpoint_path, model=model, optimizer=optimizer, generator=generator,
-                                 epoch=epoch + 1, log_rows=log_rows, config_hash=config_hash)
-                _write_log(run_dir / LOG, pd.DataFrame(log_rows))
+            reporter.epoch(row["epoch"], seconds=row["seconds"], held_out_accuracy=row["held_out_accuracy"],
+                           mean_halting_step=row["held_out_mean_steps"])
+            if folder is not None:
+                folder.save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "generator": generator.get_state(), "torch_rng": torch.random.get_rng_state(),
+                             "log": log_rows}, log_rows)
     finally:
         reporter.close()
     model.eval()
     with torch.no_grad():
         has_halting = run_model(model, images[held_out_index[:1]].to(device)).halting_probability is not None
     return TrainResult(model=model, log=pd.DataFrame(log_rows), config=config, train_index=train_index,
-                       held_out_index=held_out_index, run_dir=run_dir, has_halting=has_halting)
+                       held_out_index=held_out_index, run_dir=folder.path if folder else None, has_halting=has_halting)
 
 
 def import_weights(run_dir, model: torch.nn.Module, *, record: dict, location: dict, seed: int, device: str,
@@ -467,17 +414,14 @@ def import_weights(run_dir, model: torch.nn.Module, *, record: dict, location: d
     """
     from brainres.data.weights import load_weights
 
-    run_dir = Path(run_dir)
     load_weights(weights, model)
     config = TrainConfig(seed=seed, device=device)
-    config_hash = canonical_hash({"model": record, "weights": weights_sha256, "seed": seed})
-    atomic_write_text(run_dir / CONFIG, json.dumps(
-        {"config_hash": config_hash, "model": record, "training": config.to_dict(), "location": location,
-         "weights": {"file": str(weights), "sha256": weights_sha256}, "n_parameters": parameter_count(model)},
-        indent=2))
-    with atomic_path(run_dir / CHECKPOINT, suffix=".pt") as tmp:
-        torch.save({"config_hash": config_hash, "epoch": 0, "model": model.state_dict(), "log": []}, tmp)
-    return run_dir
+    folder = RunFolder(run_dir, canonical_hash({"model": record, "weights": weights_sha256, "seed": seed}),
+                       {"model": record, "training": config.to_dict(), "location": location,
+                        "weights": {"file": str(weights), "sha256": weights_sha256},
+                        "n_parameters": parameter_count(model)})
+    folder.save({"epoch": 0, "model": model.state_dict(), "log": []}, [])
+    return folder.path
 
 
 # ------------------------------------------------------------- trained runs
@@ -496,15 +440,6 @@ class TrainedRun:
         return self.training.seed
 
 
-def read_run_config(run_dir) -> dict:
-    """The ``config.json`` of a run folder, or a clear error if it is not one."""
-    run_dir = Path(run_dir)
-    for path in (run_dir / CONFIG, run_dir / CHECKPOINT):
-        if not path.exists():
-            raise TrainingError(f"{path} is missing; is {run_dir} a training run folder?")
-    return json.loads((run_dir / CONFIG).read_text())
-
-
 def load_trained(run_dir, *, build: Callable[[], torch.nn.Module] | None = None, device: str = "cpu") -> TrainedRun:
     """Rebuild the model saved in ``run_dir`` (config.json + checkpoint.pt), in eval mode.
 
@@ -512,7 +447,10 @@ def load_trained(run_dir, *, build: Callable[[], torch.nn.Module] | None = None,
     ``build()`` for a model trained without one.
     """
     run_dir = Path(run_dir)
-    stored = read_run_config(run_dir)
+    try:
+        stored = read_run_config(run_dir)
+    except RunFolderError as err:
+        raise TrainingError(str(err)) from None
     training = TrainConfig.from_dict(stored["training"], where=str(run_dir / CONFIG))
     record = stored["model"]
     if build is None:
@@ -526,8 +464,7 @@ def load_trained(run_dir, *, build: Callable[[], torch.nn.Module] | None = None,
             return family.build(record, seed=training.seed, location=stored.get("location", {}))
     with seeded(training.seed):
         model = build()
-    state = torch.load(run_dir / CHECKPOINT, weights_only=True, map_location="cpu")
-    model.load_state_dict(state["model"])
+    model.load_state_dict(read_checkpoint(run_dir)["model"])
     model.to(use_device(device))
     return TrainedRun(model=model.eval(), record=record, training=training, run_dir=run_dir,
                       n_parameters=parameter_count(model))

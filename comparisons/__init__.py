@@ -11,4 +11,6 @@ INDEX = {
     "occlusion-recurrence": "occlusion_recurrence:COMPARISON",
     "speed-accuracy": "speed_accuracy:COMPARISON",
     "latents-vs-neural": "latents_vs_neural:COMPARISON",
+    "seed-sweep": "seed_sweep:COMPARISON",
+    "elm-budget": "elm_budget:COMPARISON",
 }

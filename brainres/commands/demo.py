@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from importlib.resources import as_file, files
 
-PIPELINES = {"demo": "demo.toml", "rsa": "kriegeskorte.toml"}
+PIPELINES = {"demo": "demo.toml", "rsa": "kriegeskorte.toml", "elm": "elm.toml"}
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="run the shipped demo pipeline and write its report")
     parser.add_argument("--pipeline", choices=sorted(PIPELINES), default="demo",
-                        help="'demo' (model time vs human RT) or 'rsa' (latents vs IT RDMs, Kriegeskorte 2008)")
+                        help="'demo' (model time vs human RT), 'rsa' (latents vs IT RDMs, Kriegeskorte 2008), or a "
+                             "family's headline: 'elm' (one parameter budget spent many ways)")
     parser.add_argument("--out", help="run folder (default: ./brainres-<pipeline>)")
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(func=run)

@@ -17,6 +17,7 @@ from brainres.errors import BrainresError
 INDEX = {
     "lattice": "lattice:FAMILY",
     "torch": "torch_module:FAMILY",
+    "elm": "elm:FAMILY",
 }
 
 

@@ -1,10 +1,17 @@
-"""What a model family declares, so that training, export, pipelines and reports need no family by name."""
+"""What a model family declares, so that training, export, pipelines and reports need no family by name.
+
+Image families (:class:`ImageFamily`) meet the image-model contract and share one trainer and
+exporter; task families (:class:`TaskFamily`) bring their own task, train and measure themselves.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,3 +63,65 @@ class ImageFamily:
     describe: Callable[[dict], str]
     pressures: Callable[[dict], dict] = lambda record: {}
     code_files: Callable[[dict, dict], list[Path]] = lambda settings, location: []
+
+
+@dataclasses.dataclass
+class TaskRun:
+    """One trained seed of a task family: its model, per-epoch log, and whatever else it measured."""
+
+    config: object
+    seed: int
+    model: object
+    log: "pd.DataFrame"
+    run_dir: Path | None = None
+    extras: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One configuration of a swept model: a label, what it changes, tags for the report, and its parent.
+
+    ``continue_from`` names the variant whose trained model (same seed) this
+    one starts from (e.g. training on after a switch of input distribution).
+    """
+
+    label: str
+    overrides: dict = dataclasses.field(default_factory=dict)
+    tags: dict = dataclasses.field(default_factory=dict)
+    continue_from: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskFamily:
+    """A family that brings its own task (sequences, continual learning, codes) and measures itself.
+
+    Attributes
+    ----------
+    id, description : str
+    config : type
+        Its settings (a :class:`brainres.settings.Settings` dataclass): the
+        ``[model.<id>]`` table of a pipeline.
+    train : callable
+        ``train(config, seed, *, run_dir=None, parent=None, progress=False, label=None) -> TaskRun``:
+        seeded, resumable from ``run_dir``'s checkpoint; ``parent`` is the
+        :class:`TaskRun` a variant continues from.
+    load : callable
+        ``load(config, run_dir) -> TaskRun``: a finished run, rebuilt from its folder.
+    measure : callable
+        ``measure(config, runs) -> xarray.Dataset``: a validated ``model_measures``
+        dataset of the runs (one per seed) of one configuration.
+    describe : callable
+        ``describe(config) -> str``: methods text from the recorded settings.
+    sweeps : dict
+        ``name -> expand(config, options) -> list of Variant``: named ways to
+        turn a ``[model.sweep]`` table into variants (a budget line, a list of widths).
+    """
+
+    id: str
+    description: str
+    config: type
+    train: Callable
+    load: Callable
+    measure: Callable
+    describe: Callable
+    sweeps: dict = dataclasses.field(default_factory=dict)

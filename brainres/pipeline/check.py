@@ -45,6 +45,7 @@ class CheckedModel:
     measures: Source | None = None   # precomputed measures file
     variables: frozenset = frozenset()  # what its exports will hold
     seeds: tuple = ()
+    variants: tuple = ()             # task families: (Variant, config) in the sweep's order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,6 +202,52 @@ def _check_measures_model(spec: ModelSpec, where: str, pipeline: Pipeline) -> Ch
                         seeds=tuple(int(s) for s in measures["seed"].values))
 
 
+def _task_variants(spec: ModelSpec, family, base) -> list:
+    """The variants of a task-family model: from its sweep, its variant tables, or just the base."""
+    from brainres.families.base import Variant
+
+    if spec.sweep is not None:
+        options = dict(spec.sweep)
+        kind = options.pop("kind")
+        if kind not in family.sweeps:
+            raise PipelineError(f"sweep kind {kind!r} is not one of the {family.id} family's sweeps "
+                                f"({', '.join(sorted(family.sweeps)) or 'none'})")
+        return family.sweeps[kind](base, options)
+    if spec.variants:
+        return [Variant(label=v["label"], overrides={k: x for k, x in v.items() if k not in ("label", "continue_from")},
+                        continue_from=v.get("continue_from")) for v in spec.variants]
+    return [Variant(label="base")]
+
+
+def _check_task_model(spec: ModelSpec, where: str) -> CheckedModel:
+    from brainres.families import get_family
+
+    family = get_family(spec.family)
+    table = f"{where} [model.{spec.family}]"
+    try:
+        base = family.config.from_dict(spec.settings)
+    except SettingsError as err:
+        raise PipelineError(f"{table}: {err}") from None
+    try:
+        variants = _task_variants(spec, family, base)
+    except BrainresError as err:
+        raise PipelineError(f"{where} [model.sweep]: {err}") from None
+    checked, labels = [], []
+    for variant in variants:
+        if variant.label in labels:
+            raise PipelineError(f"{where}: two variants are labelled {variant.label!r}")
+        if variant.continue_from is not None and variant.continue_from not in labels:
+            raise PipelineError(f"{where}: variant {variant.label!r} continues from {variant.continue_from!r}, "
+                                f"which is not an earlier variant ({labels})")
+        try:
+            config = family.config.from_dict({**base.to_dict(), **variant.overrides})
+        except SettingsError as err:
+            raise PipelineError(f"{where} variant {variant.label!r}: {err}") from None
+        checked.append((variant, config))
+        labels.append(variant.label)
+    return CheckedModel(spec=spec, where=where, seeds=spec.seeds, variants=tuple(checked))
+
+
 def _check_comparison(index: int, comparison, checked: CheckedModel, export, problems: _Problems) -> None:
     from brainres.compare import get_comparison
 
@@ -226,6 +273,8 @@ def _check_comparison(index: int, comparison, checked: CheckedModel, export, pro
             problems.add(f"{where}.options.{key}", f"expected {expected.__name__} (default {parameter.default!r}), "
                                                    f"got {value!r}")
     options = {name: p.default for name, p in known.items()} | comparison.options
+    if checked.variants:  # a task family's variables are known once it has measured itself
+        return
     needed = plugin.requires(options) if plugin.requires else ()
     available = set(checked.variables)
     if export is not None and not export.latents:
@@ -260,6 +309,8 @@ def check_pipeline(pipeline: Pipeline, *, device: str | None = None) -> CheckedP
         try:
             if spec.precomputed:
                 models[spec.name] = _check_measures_model(spec, where, pipeline)
+            elif spec.kind == "task":
+                models[spec.name] = _check_task_model(spec, where)
             else:
                 models[spec.name] = _check_image_model(spec, where, pipeline, stimuli, device)
         except BrainresError as err:
@@ -284,13 +335,15 @@ def check_pipeline(pipeline: Pipeline, *, device: str | None = None) -> CheckedP
     data_sources = []
     for index, comparison in enumerate(pipeline.comparisons):
         where = f"[[comparison]] #{index + 1} ({comparison.kind})"
-        try:
-            data_sources.append(resolve_source(comparison.data, folder=pipeline.folder,
-                                               options=pipeline.dataset_options(comparison.data), role="data",
-                                               where=f"{where}.data"))
-        except BrainresError as err:
-            problems.add(where, err)
-            data_sources.append(None)
+        source = None
+        if comparison.data is not None:
+            try:
+                source = resolve_source(comparison.data, folder=pipeline.folder,
+                                        options=pipeline.dataset_options(comparison.data), role="data",
+                                        where=f"{where}.data")
+            except BrainresError as err:
+                problems.add(where, err)
+        data_sources.append(source)
         model = models.get(comparison.model)
         if model is not None:
             _check_comparison(index, comparison, model, exports.get((comparison.model, comparison.stimuli)), problems)

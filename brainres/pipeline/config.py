@@ -90,10 +90,22 @@ class ModelSpec:
     settings: dict = dataclasses.field(default_factory=dict)
     training: dict = dataclasses.field(default_factory=dict)
     device: str = "cpu"
+    sweep: dict | None = None          # task families: a [model.sweep] table
+    variants: tuple = ()               # task families: [[model.variant]] tables
 
     @property
     def precomputed(self) -> bool:
         return self.measures is not None
+
+    @property
+    def kind(self) -> str:
+        """``"measures"`` (precomputed), ``"image"`` (an image family) or ``"task"`` (a task family)."""
+        if self.precomputed:
+            return "measures"
+        from brainres.families import get_family
+        from brainres.families.base import TaskFamily
+
+        return "task" if isinstance(get_family(self.family), TaskFamily) else "image"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +243,10 @@ def _parse_model(table, where: str, problems: list) -> ModelSpec | None:
                         "(or give 'measures' = a file of precomputed model measures)")
         return None
     family = get_family(family_id)
+    from brainres.families.base import TaskFamily
+
+    if isinstance(family, TaskFamily):
+        return _parse_task_model(reader, name, family_id, where, problems)
     allowed = MODEL_KEYS | set(family.model_keys) | ({family.settings_table} if family.settings_table else set())
     reader.keys(allowed)
     if family.settings_table:
@@ -270,14 +286,32 @@ def _parse_model(table, where: str, problems: list) -> ModelSpec | None:
                      classes=classes, settings=settings, training=training, device=device)
 
 
+def _parse_task_model(reader: _Reader, name: str, family_id: str, where: str, problems: list) -> ModelSpec:
+    """A model of a task family: its settings table, seeds, and an optional sweep or list of variants."""
+    reader.keys({"name", "family", "seeds", family_id, "sweep", "variant"})
+    settings = dict(reader.take(family_id, dict, {}) or {})
+    sweep = reader.take("sweep", dict, None)
+    if sweep is not None and not isinstance(sweep.get("kind"), str):
+        problems.append(f"{where}.sweep: needs kind = the name of one of the family's sweeps")
+    variants = reader.take("variant", list, []) or []
+    for index, variant in enumerate(variants):
+        if not isinstance(variant, dict) or not isinstance(variant.get("label"), str):
+            problems.append(f"{where}.variant #{index + 1}: expected a table with a label and the settings it changes")
+    if sweep is not None and variants:
+        problems.append(f"{where}: give a [model.sweep] or [[model.variant]] tables, not both")
+    return ModelSpec(name=name, family=family_id, seeds=_seeds(reader), settings=settings,
+                     sweep=dict(sweep) if sweep else None, variants=tuple(dict(v) for v in variants))
+
+
 def _parse_export(table, where: str, problems: list, models: dict) -> ExportSpec | None:
     reader = _Reader(table, where, problems)
     reader.keys({"model", "stimuli", "occlusion", "latents", "batch_size", "unknown_classes", "entropy_threshold"})
     model = reader.take("model", str)
     if model is not None and model not in models:
         problems.append(f"{where}.model: no [[model]] is named {model!r} (models: {sorted(models)})")
-    elif model is not None and models[model].precomputed:
-        problems.append(f"{where}.model: {model!r} is precomputed measures; it has nothing to export (compare it directly)")
+    elif model is not None and models[model].kind != "image":
+        problems.append(f"{where}.model: {model!r} measures itself ({'precomputed measures' if models[model].precomputed else 'a task family'}); "
+                        "it has nothing to export (compare it directly)")
     occlusion = reader.take("occlusion", list, [0.0]) or [0.0]
     if not all(isinstance(o, (int, float)) and not isinstance(o, bool) and 0 <= o <= 1 for o in occlusion):
         problems.append(f"{where}.occlusion: expected fractions in [0, 1], got {occlusion!r}")
@@ -346,17 +380,29 @@ def parse_pipeline(raw: dict, source: str = "<pipeline>", folder=None) -> Pipeli
         reader = _Reader(table, where, problems)
         reader.keys({"kind", "model", "stimuli", "data", "options"})
         spec = ComparisonSpec(kind=reader.take("kind", str), model=reader.take("model", str),
-                              stimuli=reader.take("stimuli", str, None), data=reader.take("data", str),
+                              stimuli=reader.take("stimuli", str, None), data=reader.take("data", str, None),
                               options=dict(reader.take("options", dict, {}) or {}))
         model = by_name.get(spec.model)
         if spec.model is not None and model is None:
             problems.append(f"{where}.model: no [[model]] is named {spec.model!r} (models: {sorted(by_name)})")
-        elif model is not None and not model.precomputed and (spec.model, spec.stimuli) not in exported:
+        elif model is not None and model.kind == "image" and (spec.model, spec.stimuli) not in exported:
             problems.append(f"{where}: no [[export]] of model {spec.model!r} on stimuli {spec.stimuli!r}")
-        from brainres.compare import comparison_ids
+        from brainres.compare import comparison_ids, get_comparison
 
         if spec.kind is not None and spec.kind not in comparison_ids():
             problems.append(f"{where}.kind: {spec.kind!r} is not a registered comparison ({comparison_ids()})")
+        elif spec.kind is not None:
+            plugin = get_comparison(spec.kind)
+            if plugin.data_kind is None and spec.data is not None:
+                problems.append(f"{where}.data: {spec.kind} compares the model with itself; it takes no data")
+            elif plugin.data_kind is not None and spec.data is None:
+                problems.append(f"{where}: missing key 'data' (the human or neural data {spec.kind} compares with)")
+            if model is not None and model.kind not in plugin.model_kinds:
+                problems.append(f"{where}: {spec.kind} takes {' or '.join(plugin.model_kinds)} models; "
+                                f"{spec.model!r} is a{'n' if model.kind == 'image' else ''} {model.kind} model")
+            elif model is not None and plugin.families and model.family not in plugin.families:
+                problems.append(f"{where}: {spec.kind} takes models of the {', '.join(plugin.families)} family; "
+                                f"{spec.model!r} is {model.family}")
         comparisons.append(spec)
 
     datasets = []

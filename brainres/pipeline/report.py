@@ -62,6 +62,24 @@ def _model_paragraph(name: str, entries: list[tuple[dict, dict]]) -> str:
             f"Held-out accuracy at the halting step by seed: {_numbers(accuracies)}.")
 
 
+def _task_model_paragraph(name: str, model: dict, variants: list[tuple[str, dict, dict]]) -> str:
+    """A task family's model: the family's own description of each variant, from the recorded configs."""
+    from brainres.families import get_family
+
+    family = get_family(model["family"])
+    seeds = ", ".join(map(str, model["seeds"]))
+    if len(variants) == 1:
+        label, config, _ = variants[0]
+        return (f"Model '{name}': {len(model['seeds'])} seeds ({seeds}) of "
+                f"{family.describe(family.config.from_dict(config))}.")
+    base = family.config.from_dict(variants[0][1])
+    differing = sorted({key for _, config, _ in variants for key, value in config.items() if base.to_dict()[key] != value})
+    listed = "; ".join(f"{label}" + (f" ({', '.join(f'{k} = {v}' for k, v in tags.items())})" if tags else "")
+                       for label, _, tags in variants)
+    return (f"Model '{name}': {len(variants)} configurations x {len(model['seeds'])} seeds ({seeds}) of "
+            f"{family.describe(base)}; the configurations differ in {', '.join(differing)}: {listed}.")
+
+
 def _export_paragraph(model: str, stimuli: str, attrs: dict, occlusion, latents: bool) -> str:
     readouts = ", ".join(r.replace("_", " ") for r in attrs.get("readouts", []))
     return (f"Model '{model}' was run on every stimulus of {stimuli} at occlusion levels "
@@ -79,6 +97,18 @@ def _methods(provenance: dict, run_dir: Path) -> list[str]:
     configuration = provenance["configuration"]
     for model in configuration.get("model", []):
         name = model["name"]
+        variant_tasks = [t for t in tasks if t["task"].startswith(f"measures/{name}/")]
+        if variant_tasks:
+            variants = []
+            for task in variant_tasks:
+                path = run_dir / task["folder"] / "measures.nc"
+                if path.exists():
+                    with open_netcdf(path) as measures:
+                        variants.append((measures.attrs.get("variant", ""), measures.attrs["config"],
+                                         measures.attrs.get("variant_tags", {})))
+            if variants:
+                paragraphs.append(_task_model_paragraph(name, model, variants))
+            continue
         if "measures" in model:
             info = provenance.get("models", {}).get(name, {}).get("measures") or {}
             paragraphs.append(f"Model '{name}': measures computed outside brainres, read from {model['measures']} "

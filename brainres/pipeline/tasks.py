@@ -79,6 +79,9 @@ def build_tasks(checked, run_dir) -> list:
 
     for model in pipeline.models:
         entry = checked.model(model.name)
+        if entry.variants:
+            _add_task_family_tasks(add, model, entry)
+            continue
         if model.precomputed:
             add(Task(f"measures/{model.name}", "measures", {"measures": entry.measures.spec()}, (),
                      context={"path": entry.measures.path, "name": model.name}), "exports")
@@ -108,25 +111,64 @@ def build_tasks(checked, run_dir) -> list:
                      (f"train/{export.model}/seed-{seed}",), context={"stimuli": source}), "exports", model.family)
     for index, comparison in enumerate(pipeline.comparisons):
         model = pipeline.model(comparison.model)
-        if model.precomputed:
+        entry = checked.model(model.name)
+        if entry.variants:
+            deps = tuple(f"measures/{model.name}/{variant.label}" for variant, _ in entry.variants)
+        elif model.precomputed:
             deps = (f"measures/{model.name}",)
         else:
             deps = tuple(f"export/{comparison.model}/{comparison.stimuli}/seed-{seed}" for seed in model.seeds)
         source = checked.data[index]
         spec = {"kind": comparison.kind, "model": comparison.model, "stimuli": comparison.stimuli,
-                "data": source.spec(), "options": comparison.options}
-        key = f"compare/{comparison.kind}/{comparison.model}/{comparison.stimuli or 'measures'}/{comparison.data}"
+                "data": None if source is None else source.spec(), "options": comparison.options}
+        key = f"compare/{comparison.kind}/{comparison.model}/{comparison.stimuli or 'measures'}/{comparison.data or 'self'}"
         repeat = sum(t.startswith(key) for t in tasks)  # the same comparison with other options
-        add(Task(key + (f"/{repeat + 1}" if repeat else ""), "compare", spec, deps, context={"data": source}),
-            "results")
+        add(Task(key + (f"/{repeat + 1}" if repeat else ""), "compare", spec, deps,
+                 context={"data": source, "variants": [v.label for v, _ in entry.variants]}), "results")
     return list(tasks.values())
+
+
+def _add_task_family_tasks(add, model, entry) -> None:
+    """A task family's model: train every variant x seed (after its parent), measure every variant."""
+    for variant, config in entry.variants:
+        for seed in model.seeds:
+            parent = (f"train/{model.name}/{variant.continue_from}/seed-{seed}",) if variant.continue_from else ()
+            spec = {"family": model.family, "config": config.to_dict(), "seed": seed, "variant": variant.label}
+            add(Task(f"train/{model.name}/{variant.label}/seed-{seed}", "train", spec, parent,
+                     context={"label": f"{model.name} {variant.label} seed {seed}"}), "models", model.family)
+        spec = {"family": model.family, "config": config.to_dict(), "variant": variant.label, "tags": variant.tags}
+        add(Task(f"measures/{model.name}/{variant.label}", "measures", spec,
+                 tuple(f"train/{model.name}/{variant.label}/seed-{seed}" for seed in model.seeds)), "exports",
+            model.family)
 
 
 # ----------------------------------------------------------------- runners
 
 
+def _task_family_config(spec: dict):
+    from brainres.families import get_family
+
+    family = get_family(spec["family"])
+    return family, family.config.from_dict(spec["config"])
+
+
+def run_task_family_train(task: Task, tasks: dict, progress: bool) -> dict:
+    """Train one seed of one variant of a task family (continuing from its parent variant's model, if any)."""
+    family, config = _task_family_config(task.spec)
+    parent = None
+    if task.deps:
+        parent_task = tasks[task.deps[0]]
+        parent = family.load(_task_family_config(parent_task.spec)[1], parent_task.folder)
+    run = family.train(config, task.spec["seed"], run_dir=task.folder, parent=parent, progress=progress,
+                       label=task.context["label"])
+    last = run.log.iloc[-1].to_dict() if len(run.log) else {}
+    return {name: value for name, value in last.items() if isinstance(value, (int, float))}
+
+
 def run_train(task: Task, tasks: dict, progress: bool) -> dict:
     """Train one seed of an image model, or import its weights."""
+    if "config" in task.spec:
+        return run_task_family_train(task, tasks, progress)
     from brainres.families import get_family
     from brainres.models.contract import seeded
     from brainres.train import TrainConfig, import_weights, train_model
@@ -188,11 +230,16 @@ def run_export(task: Task, tasks: dict, progress: bool) -> dict:
 
 
 def run_measures(task: Task, tasks: dict, progress: bool) -> dict:
-    """Read a precomputed measures file once, validated, into the run folder."""
+    """A task family's variant measured over its seeds, or a precomputed measures file read once, validated."""
     from brainres.data.io import write_netcdf
     from brainres.data.measures import read_measures
 
-    measures = read_measures(task.context["path"], model_name=task.context["name"])
+    if "config" in task.spec:
+        family, config = _task_family_config(task.spec)
+        measures = family.measure(config, [family.load(config, tasks[dep].folder) for dep in task.deps])
+        measures.attrs.update(variant=task.spec["variant"], variant_tags=task.spec["tags"])
+    else:
+        measures = read_measures(task.context["path"], model_name=task.context["name"])
     path = write_netcdf(measures, task.folder / "measures.nc", validate_kind="model_measures")
     return {"file": str(path), "seeds": [int(s) for s in measures["seed"].values]}
 
@@ -204,10 +251,19 @@ def run_compare(task: Task, tasks: dict, progress: bool) -> dict:
     from brainres.pipeline.store import save_result
 
     exports = [tasks[d].folder / "measures.nc" for d in task.deps]
-    data = load_data(task.context["data"])
-    with open_netcdf_many(exports, concat_dim="seed") as measures:
+    data = None if task.context["data"] is None else load_data(task.context["data"])
+    if task.context.get("variants"):
+        from brainres.data.io import read_netcdf
+        from brainres.data.variants import combine_variants
+
+        measures = combine_variants({label: read_netcdf(path) for label, path in
+                                     zip(task.context["variants"], exports)})
         result = compare(task.spec["kind"], measures, data, **task.spec["options"])
-    result.inputs.update(export_config_hash=measures.attrs["config_hash"], data=task.spec["data"]["ref"],
+    else:
+        with open_netcdf_many(exports, concat_dim="seed") as measures:
+            result = compare(task.spec["kind"], measures, data, **task.spec["options"])
+    result.inputs.update(export_config_hash=measures.attrs["config_hash"],
+                         data=None if task.spec["data"] is None else task.spec["data"]["ref"],
                          stimuli=task.spec["stimuli"], model=task.spec["model"])
     save_result(result, task.folder)
     return {"estimates": len(result.results)}

@@ -86,6 +86,8 @@ def _lines(ax, figure):
     if "ceiling_low" in figure.attrs:
         ax.axhspan(figure.attrs["ceiling_low"], figure.attrs["ceiling_high"], color="0.6", alpha=0.3,
                    label="noise ceiling")
+    if figure.attrs.get("x_scale") == "log":
+        ax.set_xscale("log")
     if len(series) > 1 or "ceiling_low" in figure.attrs:
         ax.legend(fontsize=7, frameon=False)
 

@@ -25,6 +25,7 @@ from brainres.stats.reliability import (
 )
 from brainres.stats.resample import crossed_bootstrap, permutation_test
 from brainres.stats.result import StatResult, results_table, results_to_dataset
+from brainres.stats.seeds import seed_difference, seed_summary
 from brainres.stats.rsa import (
     bootstrap_rdm_comparison,
     compare_over_steps,
@@ -56,6 +57,8 @@ __all__ = [
     "results_to_dataset",
     "ridge_encoding",
     "rt_mixed_model",
+    "seed_difference",
+    "seed_summary",
     "spearman_brown",
     "split_half_distribution",
     "split_half_reliability",

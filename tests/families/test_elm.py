@@ -10,7 +10,8 @@ import torch
 
 from brainres.data.schema import validate
 from brainres.families import elm
-from brainres.models.elm import ELMConfigError, ELMNetwork, parameter_count
+from brainres.families.elm.network import ELMConfigError, ELMNetwork, parameter_count
+from brainres.settings import SettingsError
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +35,7 @@ def recall_task(*, n_train=512, n_test=128, n_classes=4, delay=3, seed=0, name="
                             test_inputs=splits[1][0], test_targets=splits[1][1], n_outputs=n_classes)
 
 
-SMALL = elm.Config(task="recall", n_neurons=6, k_e=3, k_c=4, epochs=2, batch_size=64, learning_rate=1e-2)
+SMALL = elm.ELMConfig(task="recall", n_neurons=6, k_e=3, k_c=4, epochs=2, batch_size=64, learning_rate=1e-2)
 
 
 # --- parameter counting and sparse connectivity -------------------------------------------
@@ -56,7 +57,7 @@ def test_parameter_count_matches_a_hand_count_and_the_module():
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == hand_count
     assert parameter_count(n_neurons=3, k_e=2, k_c=4, n_outputs=3, mlp_width_factor=2) == hand_count
-    config = elm.Config(n_neurons=3, k_e=2, k_c=4)
+    config = elm.ELMConfig(n_neurons=3, k_e=2, k_c=4)
     assert elm.parameter_count(config, n_inputs=5, n_outputs=3) == hand_count
     # The wiring is a buffer, not a parameter: a dense (N x sources) weight matrix would cost more.
     assert "presynaptic_index" in dict(model.named_buffers())
@@ -83,7 +84,7 @@ def test_absent_synapses_carry_no_signal_before_or_after_training():
     task = recall_task(n_classes=6)
     config = dataclasses.replace(SMALL, n_neurons=5, k_c=3, epochs=1)
     untrained = elm.build_model(config, n_inputs=6, n_outputs=6, seed=3)
-    trained = elm.train(config, 3, task=task)["model"]
+    trained = elm.train(config, 3, task=task).model
     for model in (untrained, trained):
         wired = model.connectivity()[:, : model.n_inputs]
         jacobian = _first_step_jacobian(model)
@@ -96,8 +97,8 @@ def test_absent_synapses_carry_no_signal_before_or_after_training():
 def test_k_c_larger_than_the_sources_is_refused():
     with pytest.raises(ELMConfigError, match="k_c=9"):
         ELMNetwork(n_inputs=4, n_outputs=2, n_neurons=4, k_e=1, k_c=9)
-    with pytest.raises(elm.ELMFamilyError, match="k_c=20"):
-        elm.parameter_count(elm.Config(n_neurons=2, k_c=20), n_inputs=10, n_outputs=19)
+    with pytest.raises(SettingsError, match="k_c: 20 exceeds the 12 sources"):
+        elm.parameter_count(elm.ELMConfig(n_neurons=2, k_c=20), n_inputs=10, n_outputs=19)
 
 
 # --- the neuron's dynamics ----------------------------------------------------------------
@@ -143,22 +144,38 @@ def test_training_is_deterministic_for_a_seed():
     first = elm.train(SMALL, 7, task=task)
     second = elm.train(SMALL, 7, task=task)
     other = elm.train(SMALL, 8, task=task)
-    assert first["log"].equals(second["log"])
-    for a, b in zip(first["model"].parameters(), second["model"].parameters()):
+    assert first.log.drop(columns="seconds").equals(second.log.drop(columns="seconds"))
+    for a, b in zip(first.model.parameters(), second.model.parameters()):
         assert torch.equal(a, b)
-    assert not first["log"]["train_loss"].equals(other["log"]["train_loss"])
+    assert not first.log["train_loss"].equals(other.log["train_loss"])
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    task = recall_task()
+    config = dataclasses.replace(SMALL, epochs=3)
+    straight = elm.train(config, 2, task=task, run_dir=tmp_path / "straight")
+    stopped = elm.train(config, 2, task=task, run_dir=tmp_path / "resumed", stop_after_epoch=1)
+    assert len(stopped.log) == 1
+    resumed = elm.train(config, 2, task=task, run_dir=tmp_path / "resumed")
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    assert resumed.log.drop(columns="seconds").equals(straight.log.drop(columns="seconds"))
+    loaded = elm.load(config, tmp_path / "resumed", task=task)
+    assert loaded.seed == 2 and torch.equal(loaded.model.readout.weight, straight.model.readout.weight)
+    with pytest.raises(Exception, match="another configuration"):
+        elm.train(dataclasses.replace(config, epochs=4), 2, task=task, run_dir=tmp_path / "resumed")
 
 
 def test_an_elm_layer_learns_delayed_recall():
     task = recall_task(n_train=768, n_test=256, n_classes=4, delay=4)
     config = dataclasses.replace(SMALL, epochs=12)
     result = elm.train(config, 0, task=task)
-    assert result["log"]["test_metric"].iloc[-1] > 0.9  # chance is 0.25
+    assert result.log["test_metric"].iloc[-1] > 0.9  # chance is 0.25
 
 
 def test_measure_exports_a_valid_model_measures_dataset():
     task = recall_task(n_test=64)
-    ds = elm.measure(SMALL, [0, 1], task=task)
+    ds = elm.measure(SMALL, [elm.train(SMALL, seed, task=task) for seed in (0, 1)])
     validate(ds, "model_measures")
     assert ds.attrs["model_family"] == "elm"
     assert ds.attrs["config_hash"] == SMALL.config_hash()
@@ -186,7 +203,7 @@ def test_measure_with_a_regression_task_and_write_round_trip(tmp_path):
     task = elm.SequenceTask(name="sum-regression", train_inputs=inputs[:64], train_targets=targets[:64],
                             test_inputs=inputs[64:], test_targets=targets[64:], loss="mse")
     config = dataclasses.replace(SMALL, task="sum-regression", epochs=1)
-    ds = elm.measure(config, [0, 1], task=task)
+    ds = elm.measure(config, [elm.train(config, seed, task=task) for seed in (0, 1)])
     assert ds.attrs["test_metric_name"] == "r_squared"
     assert ds["prediction"].dims == ("seed", "stimulus_id", "output")
     path = tmp_path / "elm.nc"
@@ -204,8 +221,8 @@ def test_user_task_errors_name_the_culprit():
     with pytest.raises(elm.ELMFamilyError, match="test_inputs"):
         elm.SequenceTask(name="x", train_inputs=task.train_inputs, train_targets=task.train_targets,
                          test_inputs=task.test_inputs[:, :, :2], test_targets=task.test_targets)
-    with pytest.raises(elm.ELMFamilyError, match="Config.task"):
-        elm.train(elm.Config(task="something-else"), 0, task=task)
+    with pytest.raises(elm.ELMFamilyError, match="task"):
+        elm.train(elm.ELMConfig(task="something-else"), 0, task=task)
 
 
 def test_task_from_tensors_splits_reproducibly_without_overlap():
@@ -221,10 +238,12 @@ def test_task_from_tensors_splits_reproducibly_without_overlap():
 
 
 def test_config_hash_is_canonical_and_sensitive():
-    assert elm.Config().config_hash() == elm.Config(**elm.Config().to_dict()).config_hash()
-    assert elm.Config(k_c=9).config_hash() != elm.Config().config_hash()
-    with pytest.raises(elm.ELMFamilyError, match="n_neurons"):
-        elm.Config(n_neurons=0)
+    assert elm.ELMConfig().config_hash() == elm.ELMConfig(**elm.ELMConfig().to_dict()).config_hash()
+    assert elm.ELMConfig(k_c=9).config_hash() != elm.ELMConfig().config_hash()
+    with pytest.raises(SettingsError, match="n_neurons"):
+        elm.ELMConfig(n_neurons=0)
+    with pytest.raises(SettingsError, match="tau_m_min"):
+        elm.ELMConfig(tau_m_min=60.0)
 
 
 # --- per-neuron measures and budgets ------------------------------------------------------
@@ -272,37 +291,14 @@ def test_allocations_lie_within_the_budget_and_match_built_models():
         elm.budget_line(1200, n_inputs=10, n_outputs=19, n_values=(8,), k_e=2, k_c=4)
 
 
-def test_seed_interval_brackets_the_mean_and_is_reproducible():
-    values = [0.5, 0.6, 0.55, 0.7, 0.65]
-    first = elm.seed_interval(values, n_resamples=2000, bootstrap_seed=3)
-    second = elm.seed_interval(values, n_resamples=2000, bootstrap_seed=3)
-    assert first == second
-    assert first["ci_low"] < first["mean"] < first["ci_high"]
-    assert first["t_ci_low"] < first["ci_low"]  # t interval is wider for 5 seeds
-
-
-# --- headline experiment plumbing (tiny sizes; the science runs in docs/experiments) -----
-
-
-def test_axis_and_budget_sweeps_return_tidy_tables_and_reuse_the_cache():
-    task = recall_task(n_train=128, n_test=64)
-    base = dataclasses.replace(SMALL, epochs=1)
-    cache: dict = {}
-    runs, summary = elm.axis_sweep(base, axis="k_e", values=(3, 1), seeds=(0, 1), task=task,
-                                   n_resamples=500, cache=cache)
-    assert len(runs) == 4 and len(cache) == 4
-    assert summary["value"].tolist() == [1, 3]
-    assert summary.loc[0, "diff_vs_smallest"] == 0
-    difference = (runs[runs.value == 3].set_index("seed")["test_metric"]
-                  - runs[runs.value == 1].set_index("seed")["test_metric"]).mean()
-    assert summary.loc[1, "diff_vs_smallest"] == pytest.approx(difference)
-    assert "bootstrap over seeds" in summary["interval_method"].iloc[0]
-
-    runs, summary = elm.budget_sweep(400, base=base, n_values=(1, 2, 4, 8), seeds=(0, 1), task=task,
-                                     n_resamples=500, cache=cache, tolerance=0.3)
-    assert summary["role"].iloc[0] == "fewest" and summary["role"].iloc[-1] == "most"
-    assert "middle" in summary["role"].tolist()
-    assert (summary["parameter_count"].sub(400).abs() <= 120).all()
-    assert summary.loc[summary.role == "most", "diff_vs_most"].item() == 0
-    assert set(runs.columns) >= {"n_neurons", "k_e", "k_c", "parameter_count", "seed", "test_metric",
-                                 "mean_output_snr", "mean_redundancy"}
+def test_budget_line_sweep_labels_extremes_and_a_prespecified_middle():
+    config = elm.ELMConfig(task="onehot-adding", delay=4, k_c=8)
+    variants = elm.budget_line_variants(config, {"budget": 3850, "n_values": [1, 2, 4, 8, 16, 32, 64]})
+    roles = [v.tags["role"] for v in variants]
+    assert roles[0] == "fewest" and roles[-1] == "most" and roles.count("middle") == 1
+    assert [v.overrides["n_neurons"] for v in variants] == [1, 2, 4, 8, 16, 64]  # 32 neurons miss the budget
+    assert all(abs(v.tags["parameter_count"] - 3850) <= 385 for v in variants)
+    axis = elm.axis_variants(config, {"axis": "k_e", "values": [4, 1, 2]})
+    assert [v.label for v in axis] == ["k_e=1", "k_e=2", "k_e=4"]
+    with pytest.raises(elm.ELMFamilyError, match="at least 3"):
+        elm.budget_line_variants(config, {"budget": 3850, "n_values": [1, 64]})

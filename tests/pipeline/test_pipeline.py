@@ -112,7 +112,7 @@ def test_code_fingerprints_follow_what_each_task_depends_on():
                for kind, prefixes in TASK_SOURCES.items()}
     lattice = [l for l in labels if any(l == p or l.startswith(p + "/") for p in _family_sources("lattice"))]
     assert "comparisons/time_vs_rt.py" in covered["compare"] and "comparisons/time_vs_rt.py" not in covered["train"]
-    assert "brainres/families/lattice/network.py" in lattice and "brainres/families/elm.py" not in lattice
+    assert "brainres/families/lattice/network.py" in lattice and "brainres/families/elm/network.py" not in lattice
     assert "brainres/train.py" in covered["train"] and "brainres/stats/resample.py" not in covered["train"]
     assert "brainres/families/lattice/network.py" not in covered["compare"]
     prints = {code_fingerprint(prefixes) for prefixes in TASK_SOURCES.values()} | {code_fingerprint()}
