@@ -12,7 +12,9 @@ example that only the intersection of two stimulus sets was used).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
+import inspect
 from typing import Any, Callable
 
 import numpy as np
@@ -20,6 +22,28 @@ import pandas as pd
 import xarray as xr
 
 from brainres.errors import BrainresError, StimulusMismatchError, UnknownDatasetError
+from brainres.settings import Rule, SettingsError
+
+
+@dataclasses.dataclass(frozen=True)
+class AnyOf(Rule):
+    """A value that passes one of ``rules`` (the first that accepts it normalises it)."""
+
+    rules: tuple
+
+    def __init__(self, *rules):
+        object.__setattr__(self, "rules", tuple(rules))
+
+    def check(self, value):
+        for rule in self.rules:
+            try:
+                return rule.check(value)
+            except ValueError:
+                continue
+        raise ValueError(f"expected {self.describe()}, got {value!r}")
+
+    def describe(self) -> str:
+        return " or ".join(rule.describe() for rule in self.rules)
 
 
 @dataclasses.dataclass
@@ -73,6 +97,10 @@ class Comparison:
         ``run(model_measures, data, **options) -> ComparisonResult``; its
         keyword-only parameters are the comparison's options (a pipeline's
         ``[comparison.options]`` is checked against them before any task runs).
+    options : dict of str -> brainres.settings.Rule
+        The rule of every option (every keyword-only parameter of ``run``):
+        type, range, finiteness, choices. :meth:`check_options` applies them,
+        in a pipeline's check and in :func:`compare`.
     model_kind : str
     data_kind : str, tuple of str or None
         Data-model kind(s) of the data it takes; None for a comparison of a
@@ -89,6 +117,10 @@ class Comparison:
         variants combined along ``variant``).
     families : tuple of str
         Only models of these families (empty: any of ``model_kinds``).
+    occlusion_levels : callable, optional
+        ``occlusion_levels(options) -> tuple of float``: levels the export must
+        hold with these options (default: the ``occlusion`` option, if the
+        comparison has one).
     """
 
     id: str
@@ -100,6 +132,64 @@ class Comparison:
     min_occlusion_levels: int = 1
     model_kinds: tuple = ("image", "measures")
     families: tuple = ()
+    options: dict = dataclasses.field(default_factory=dict)
+    occlusion_levels: Callable[[dict], tuple] | None = None
+
+    def parameters(self) -> dict:
+        """The options ``run`` takes (its keyword-only parameters), by name."""
+        parameters = list(inspect.signature(self.run).parameters.values())[2:]
+        return {p.name: p for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    def check_options(self, options: dict, where: str = "") -> dict:
+        """Every option checked against its rule; returns all options (defaults filled in), normalised.
+
+        Raises one :class:`~brainres.settings.SettingsError` listing every
+        unknown or missing option and every value its rule refuses.
+        """
+        known = self.parameters()
+        problems = []
+        if not isinstance(options, dict):
+            raise SettingsError([f"expected a table of options, got {options!r}"], where)
+        for key in sorted(set(options) - set(known)):
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown option {key!r}{hint}; {self.id} takes {', '.join(sorted(known)) or 'none'}")
+        checked = {}
+        for name, parameter in known.items():
+            rule = self.options.get(name)
+            if name not in options:
+                if parameter.default is inspect.Parameter.empty:
+                    problems.append(f"missing option {name!r}" + (f" ({rule.describe()})" if rule else ""))
+                else:
+                    checked[name] = parameter.default
+                continue
+            value = options[name]
+            if rule is not None:
+                try:
+                    checked[name] = rule.check(value)
+                except ValueError as err:
+                    problems.append(f"{name}: {err}")
+                continue
+            default = parameter.default  # an option without a declared rule: its default's type
+            expected = type(default)
+            if default is inspect.Parameter.empty or default is None or value is None:
+                checked[name] = value
+            elif isinstance(value, bool) != isinstance(default, bool) or not isinstance(
+                    value, (int, float) if expected is float else expected):
+                problems.append(f"{name}: expected {expected.__name__} (default {default!r}), got {value!r}")
+            else:
+                checked[name] = value
+        if problems:
+            raise SettingsError(problems, where)
+        return checked
+
+    def needed_levels(self, options: dict) -> tuple:
+        """The occlusion levels an export must hold for these options."""
+        if self.occlusion_levels is not None:
+            return tuple(float(level) for level in self.occlusion_levels(options))
+        if "occlusion" in self.parameters() and options.get("occlusion") is not None:
+            return (float(options["occlusion"]),)
+        return ()
 
 
 def _index() -> dict[str, str]:
@@ -122,18 +212,45 @@ def get_comparison(comparison_id: str) -> Comparison:
 
 
 def compare(comparison_id: str, model: xr.Dataset, data: xr.Dataset, **options) -> ComparisonResult:
-    """Run a registered comparison: ``compare("time-vs-rt", export, trials, seed=0)``."""
+    """Run a registered comparison: ``compare("time-vs-rt", export, trials, seed=0)``.
+
+    Before the plug-in runs, its options are checked against its declared
+    rules, both datasets are validated, and the model export is checked for
+    every variable the comparison needs with these options, with finite values
+    (an error names the stimuli that are not).
+    """
+    from brainres.comparisons._common import require_finite, require_variable
     from brainres.data.schema import validate
 
     plugin = get_comparison(comparison_id)
+    options = plugin.check_options(options, where=f"{comparison_id} options")
     validate(model, plugin.model_kind, source="model measures")
     if plugin.data_kind is None:
         if data is not None:
             raise BrainresError(f"{comparison_id} compares a model with itself; it takes no data")
-        return plugin.run(model, None, **options)
-    kinds = plugin.data_kind if isinstance(plugin.data_kind, tuple) else (plugin.data_kind,)
-    declared = data.attrs.get("brainres_kind")
-    validate(data, declared if declared in kinds else kinds[0], source=data.attrs.get("dataset_id", "data"))
+    else:
+        if data is None:
+            raise BrainresError(f"{comparison_id} compares the model with data; none was given")
+        kinds = plugin.data_kind if isinstance(plugin.data_kind, tuple) else (plugin.data_kind,)
+        declared = data.attrs.get("brainres_kind")
+        if declared is not None and declared not in kinds:
+            raise BrainresError(f"{comparison_id} takes data of kind {' or '.join(kinds)}; "
+                                f"{data.attrs.get('dataset_id', 'the data')} is {declared}")
+        validate(data, declared if declared in kinds else kinds[0], source=data.attrs.get("dataset_id", "data"))
+    needed = [name for name in (plugin.requires(options) if plugin.requires else ()) if name]
+    for name in needed:
+        require_variable(model, name)
+    levels = plugin.needed_levels(options)
+    if levels and "occlusion" in model.dims:
+        exported = [float(level) for level in model["occlusion"].values]
+        missing = [level for level in levels if level not in exported]
+        if missing:
+            from brainres.comparisons._common import ComparisonError
+
+            raise ComparisonError(f"{comparison_id} needs occlusion level(s) {missing}, which the export does not "
+                                  f"hold (levels {exported})")
+    for name in needed:
+        require_finite(model, name)
     return plugin.run(model, data, **options)
 
 

@@ -24,6 +24,9 @@ class ProblemsError(BrainresError, ValueError):
             message = prefix + f"{len(self.problems)} problems:\n" + "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(message)
 
+    def __reduce__(self):
+        return (type(self), (self.problems, self.where))
+
 
 class DataFileError(BrainresError):
     """A file is missing, unreadable, truncated or has the wrong content."""
@@ -32,6 +35,9 @@ class DataFileError(BrainresError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self):  # errors raised in a Dask worker must arrive whole
+        return (type(self), (self.path, self.problem))
 
 
 class ChecksumError(DataFileError):
@@ -42,6 +48,9 @@ class ChecksumError(DataFileError):
         self.actual = actual
         super().__init__(path, f"SHA-256 mismatch: expected {expected}, got {actual}")
 
+    def __reduce__(self):
+        return (type(self), (self.path, self.expected, self.actual))
+
 
 class SchemaError(BrainresError, ValueError):
     """A dataset violates the brainres data model; lists every violation."""
@@ -49,9 +58,13 @@ class SchemaError(BrainresError, ValueError):
     def __init__(self, kind: str, violations: list[str], source: str | None = None):
         self.kind = kind
         self.violations = list(violations)
+        self.source = source
         where = f" ({source})" if source else ""
         lines = "\n".join(f"  - {v}" for v in self.violations)
         super().__init__(f"not a valid '{kind}' dataset{where}:\n{lines}")
+
+    def __reduce__(self):
+        return (type(self), (self.kind, self.violations, self.source))
 
 
 class UnknownDatasetError(BrainresError, KeyError):
@@ -67,12 +80,16 @@ class StimulusMismatchError(BrainresError, ValueError):
     def __init__(self, missing_left: list[str], missing_right: list[str], left: str, right: str):
         self.missing_left = list(missing_left)
         self.missing_right = list(missing_right)
+        self.left, self.right = left, right
         parts = []
         if missing_left:
             parts.append(f"{len(missing_left)} stimuli in {right} but not in {left}: {_preview(missing_left)}")
         if missing_right:
             parts.append(f"{len(missing_right)} stimuli in {left} but not in {right}: {_preview(missing_right)}")
         super().__init__("stimulus sets differ; " + "; ".join(parts))
+
+    def __reduce__(self):
+        return (type(self), (self.missing_left, self.missing_right, self.left, self.right))
 
 
 def _preview(items: list[str], n: int = 20) -> str:

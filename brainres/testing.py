@@ -203,3 +203,30 @@ def toy_pipeline(*, epochs: int = 1, seeds=(0, 1), comparisons=tuple(_TOY_OPTION
         "comparison": [{"kind": kind, "model": "tiny", "stimuli": data, "data": data,
                         "options": dict(_TOY_OPTIONS[kind])} for kind in comparisons],
     }
+
+
+# --- a tiny user model for the torch family's examples and shared checks ---------------------
+def tiny_recurrent_net(n_classes: int = 10, in_channels: int = 1, steps: int = 3, width: int = 4):
+    """A small recurrent conv net meeting the image-model contract (for tests and examples)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class TinyRecurrentNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.steps = steps
+            self.up = nn.Conv2d(in_channels, width, 3, padding=1)
+            self.lateral = nn.Conv2d(width, width, 3, padding=1, bias=False)
+            self.readout = nn.Linear(width, n_classes)
+
+        def forward(self, images):
+            state, logits, maps = None, [], []
+            for _ in range(self.steps):
+                drive = self.up(images) if state is None else self.up(images) + self.lateral(state)
+                state = F.relu(drive)
+                maps.append(state)
+                logits.append(self.readout(state.mean(dim=(2, 3))))
+            return {"logits": torch.stack(logits, 1), "latents": {"conv": torch.stack(maps, 1)}}
+
+    return TinyRecurrentNet()

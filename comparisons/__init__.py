@@ -13,4 +13,9 @@ INDEX = {
     "latents-vs-neural": "latents_vs_neural:COMPARISON",
     "seed-sweep": "seed_sweep:COMPARISON",
     "elm-budget": "elm_budget:COMPARISON",
+    "insertion-gradient": "plasticity_insertion:COMPARISON",
+    "grow-prune": "plasticity_schedules:COMPARISON",
+    "grow-prune-continual": "plasticity_continual:COMPARISON",
+    "seqpar-widths": "seqpar_widths:COMPARISON",
+    "seqpar-switch": "seqpar_switch:COMPARISON",
 }

@@ -7,8 +7,18 @@ import pandas as pd
 import xarray as xr
 
 from brainres.errors import BrainresError
+from brainres.settings import Boolean, Integer, Real, Text
 
 READOUTS = ("expected_halting_step", "median_halting_step", "entropy_threshold_step", "uncertainty_auc")
+
+# Rules of the options most comparisons share (brainres.compare.Comparison.options).
+N_RESAMPLES = Integer(low=2)  # the statistics engine needs two resamples at least
+SEED = Integer(low=0)
+CI_LEVEL = Real(low=0, high=1, low_open=True, high_open=True)
+INTERSECT = Boolean()
+READOUT = Text()
+OCCLUSION = Real(low=0, high=1)
+COMMON_OPTIONS = {"n_resamples": N_RESAMPLES, "seed": SEED, "ci_level": CI_LEVEL, "intersect": INTERSECT}
 
 
 class ComparisonError(BrainresError, ValueError):
@@ -24,11 +34,46 @@ def require_variable(model: xr.Dataset, name: str) -> None:
     """Raise a :class:`ComparisonError` that lists what the export has, if it lacks ``name``."""
     if name not in model:
         if name in READOUTS:
-            why = " (the model gives no halting probabilities)" if name in READOUTS[:2] else ""
+            why = (" (the model gives no halting probabilities)" if name in READOUTS[:2]
+                   and "halting_probability" not in model else "")
             raise ComparisonError(f"the model export has no readout {name!r}{why}; readouts in this export: "
                                   f"{', '.join(available_readouts(model)) or 'none'} (set the comparison's readout)")
         available = [v for v in model.data_vars if {"seed", "stimulus_id"} <= set(model[v].dims)]
         raise ComparisonError(f"the model export has no variable {name!r}; per-stimulus variables: {available}")
+
+
+def _ids(values, limit: int = 8) -> str:
+    values = [str(v) for v in values]
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return shown + (f" (and {len(values) - limit} more)" if len(values) > limit else "")
+
+
+def require_finite(model: xr.Dataset, name: str) -> None:
+    """Raise a :class:`ComparisonError` naming the stimuli (by id) where a per-stimulus variable is NaN or infinite."""
+    values = model[name]
+    if "stimulus_id" not in values.dims or values.dtype.kind not in "fc":
+        return
+    others = [d for d in values.dims if d != "stimulus_id"]
+    not_finite = ~np.isfinite(values)
+    per_stimulus = np.asarray((not_finite.any(others) if others else not_finite).values, dtype=bool)
+    if not per_stimulus.any():
+        return
+    ids = np.asarray(model["stimulus_id"].values).astype(str)
+    infinite = int(np.asarray(np.isinf(values).sum().values))
+    kind = "NaN" if not infinite else ("infinite" if infinite == int(np.asarray(not_finite.sum().values)) else
+                                       "NaN or infinite")
+    if per_stimulus.all() and bool(np.asarray(not_finite.all().values)):
+        raise ComparisonError(f"the model export's {name!r} is {kind} everywhere (all {ids.size} stimuli): it holds "
+                              "no usable value; did the model diverge in training (NaN weights), or is this "
+                              "column empty?")
+    seeds = ""
+    if "seed" in values.dims:
+        rest = [d for d in others if d != "seed"]
+        by_seed = np.asarray((not_finite.any(rest) if rest else not_finite).any("stimulus_id").values, dtype=bool)
+        seeds = f" (seed {', '.join(str(s) for s in np.asarray(model['seed'].values)[by_seed])})"
+    raise ComparisonError(f"the model export's {name!r} is {kind} for {int(per_stimulus.sum())} of {ids.size} stimuli: "
+                          f"{_ids(ids[per_stimulus])}{seeds}; a comparison needs a finite value for every stimulus "
+                          "(fix the model's measure, or leave those stimuli out of the export)")
 
 
 def model_measure(model: xr.Dataset, name: str, occlusion: float | None = 0.0) -> xr.DataArray:
@@ -89,7 +134,12 @@ def per_subject(trials: xr.Dataset, value: str = "rt", *, correct_only: bool = F
 
 
 def fmt(value: float, digits: int = 2) -> str:
-    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+    """A number for figure annotations: ``digits`` decimals, but at least two significant digits (0.0048, not 0.00)."""
+    if value is None or value != value:
+        return "n/a"
+    if value != 0 and abs(value) < 10 ** -digits * 10:
+        return f"{value:.2g}" if abs(value) >= 1e-4 else f"{value:.1e}"
+    return f"{value:.{digits}f}"
 
 
 def bootstrap_bands(values: np.ndarray, *, seed: int, ci_level: float = 0.95, n_draws: int = 1000):

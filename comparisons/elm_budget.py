@@ -17,15 +17,21 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from brainres.comparisons._common import ComparisonError, fmt
+from brainres.comparisons._common import CI_LEVEL, SEED, ComparisonError, fmt
 from brainres.comparisons._sweeps import lines_figure, per_seed, summaries
 from brainres.compare import Comparison, ComparisonResult
-from brainres.stats import adjust_results, seed_difference
+from brainres.settings import Text
+from brainres.stats import adjust_results, seed_difference, seed_summary
 from brainres.stats.result import StatResult
 
 
-def run(model: xr.Dataset, data: None, *, measure: str = "test_metric", ci_level: float = 0.95) -> ComparisonResult:
-    """The interior-optimum test on a budget line of an ELM model."""
+def run(model: xr.Dataset, data: None, *, measure: str = "test_metric", ci_level: float = 0.95,
+        bootstrap_seed: int = 0) -> ComparisonResult:
+    """The interior-optimum test on a budget line of an ELM model.
+
+    ``bootstrap_seed`` seeds the percentile bootstrap of seeds shown beside
+    each paired difference's Student t interval (10,000 resamples).
+    """
     if "role" not in model.coords:
         raise ComparisonError("elm-budget needs a budget-line sweep ([model.sweep] kind = \"budget-line\"); "
                               "the variants have no 'role'")
@@ -38,13 +44,19 @@ def run(model: xr.Dataset, data: None, *, measure: str = "test_metric", ci_level
     results = summaries(values, measure, ci_level=ci_level, model=model)
 
     def difference(label, extreme, name):
-        return seed_difference(values.sel(variant=label).values, values.sel(variant=extreme).values,
-                               statistic=measure, ci_level=ci_level,
+        first, second = values.sel(variant=label).values, values.sel(variant=extreme).values
+        # The percentile bootstrap of the seeds is shown beside the t interval for comparison; with five
+        # seeds it is too narrow (it cannot see more spread than the seeds show), so the verdict uses t.
+        boot = seed_summary(first - second, interval="percentile", ci_level=ci_level, n_resamples=10_000,
+                            seed=bootstrap_seed)
+        return seed_difference(first, second, statistic=measure, ci_level=ci_level,
                                extra={"label": f"{label} minus {name} ({extreme})", "variant": label,
-                                      "reference": extreme})
+                                      "reference": extreme, "bootstrap_ci_low": boot.ci_low,
+                                      "bootstrap_ci_high": boot.ci_high})
 
     primary = [difference(middle, fewest, "fewest neurons"), difference(middle, most, "most neurons")]
-    results += [r.replace(extra={**r.extra, "label": "pre-specified middle: " + r.extra["label"]}) for r in primary]
+    results += [r.replace(extra={**r.extra, "label": "pre-specified middle: " + r.extra["label"], "headline": True})
+                for r in primary]
     others = [v for v in labels if roles[v] == "between"]
     family = [difference(v, extreme, name) for v in others
               for extreme, name in ((fewest, "fewest neurons"), (most, "most neurons"))]
@@ -55,12 +67,14 @@ def run(model: xr.Dataset, data: None, *, measure: str = "test_metric", ci_level
                "below 0)")
     results.append(StatResult(statistic="interior_optimum", estimate=float(min(r.estimate for r in primary)),
                               n=int(values.sizes["seed"]), method="smaller of the middle's two paired differences",
-                              extra={"label": f"headline: {verdict}", "n_unit": "seeds", "shown": beats}))
+                              extra={"label": f"headline: {verdict}", "n_unit": "seeds", "shown": beats,
+                                     "headline": True}))
     n_neurons = np.asarray(model["n_neurons"].values, dtype=float)
     figure = lines_figure(
         results[:len(labels)], n_neurons, title=f"one budget ({int(model['budget'].values[0])} parameters), "
                                                 "spent on N neurons", x_label="neurons N (log scale)",
-        y_label=measure.replace("_", " "),
+        y_label=(f"test {model.attrs['test_metric_name'].replace('_', ' ')}"
+                 if measure == "test_metric" and "test_metric_name" in model.attrs else measure.replace("_", " ")),
         caption=f"Mean over {values.sizes['seed']} seeds; band: {ci_level:.0%} Student t interval over seeds. "
                 "Left: few complex neurons; right: many simple ones.",
         annotation=f"middle - fewest = {fmt(primary[0].estimate, 3)} [{fmt(primary[0].ci_low, 3)}, "
@@ -70,7 +84,8 @@ def run(model: xr.Dataset, data: None, *, measure: str = "test_metric", ci_level
     methods = (f"elm-budget: {len(labels)} allocations of one parameter budget along a budget line (from "
                f"{fewest} to {most}; pre-specified middle {middle}) were each trained with "
                f"{values.sizes['seed']} seeds; {measure} is averaged over seeds with a Student t interval, and the "
-               "middle is compared with each extreme seed by seed (paired t, same seeds). The other interior allocations' "
+               "middle is compared with each extreme seed by seed (paired t, same seeds; a percentile bootstrap of the "
+               f"seeds, 10,000 resamples, seed {bootstrap_seed}, is shown beside it). The other interior allocations' "
                "differences to the extremes are exploratory and Holm-adjusted as one family.")
     return ComparisonResult(comparison="elm-budget", title="ELM: one parameter budget, many ways to spend it",
                             results=results, figures={"budget": figure}, methods=methods,
@@ -79,4 +94,5 @@ def run(model: xr.Dataset, data: None, *, measure: str = "test_metric", ci_level
 
 
 COMPARISON = Comparison(id="elm-budget", description="ELM: does an interior allocation of one budget beat both extremes",
-                        run=run, data_kind=None, model_kinds=("task",), families=("elm",))
+                        run=run, data_kind=None, model_kinds=("task",), families=("elm",),
+                        options={"measure": Text(), "ci_level": CI_LEVEL, "bootstrap_seed": SEED})

@@ -17,7 +17,10 @@ import xarray as xr
 from brainres.compare import Comparison, ComparisonResult, match_stimuli
 from brainres.stats import bootstrap_rdm_comparison, compare_over_steps, rdm_from_responses, rdm_noise_ceiling
 from brainres.stats.result import StatResult
-from brainres.comparisons._common import ComparisonError, fmt, require_variable
+from brainres.comparisons._common import COMMON_OPTIONS, OCCLUSION, ComparisonError, fmt, require_variable
+from brainres.compare import AnyOf
+from brainres.settings import Choice, Optional, Sequence, Text
+from brainres.stats.rsa import COMPARE_METHODS
 
 
 def subject_rdms(data: xr.Dataset, target: str) -> xr.DataArray:
@@ -56,6 +59,16 @@ def response_rdms(data: xr.Dataset, *, method: str, region: str | None, notes: l
     if "subject" in response.coords and len(set(response["subject"].values.astype(str))) > 1:
         groups = [(str(name), group) for name, group in response.groupby("subject")]
     ids = response["stimulus_id"].values
+    if method == "correlation":
+        for name, group in groups:
+            flat = np.ptp(group.transpose("stimulus_id", "neuroid").values, axis=1) == 0
+            if flat.any():
+                named = [str(i) for i, f in zip(ids, flat) if f]
+                raise ComparisonError(
+                    f"the neural responses{'' if name == 'all' else f' of subject {name!r}'} are the same in every "
+                    f"neuroid for {len(named)} stimuli: {', '.join(map(repr, named[:8]))}"
+                    f"{' ...' if len(named) > 8 else ''}; correlation distance is undefined there (use rdm_method = "
+                    "\"euclidean\", or leave those stimuli out)")
     matrices = [rdm_from_responses(group.transpose("stimulus_id", "neuroid").values, method=method)
                 for _, group in groups]
     return xr.DataArray(np.stack(matrices), dims=("rdm", "stimulus_id", "stimulus_id_2"),
@@ -78,6 +91,23 @@ def latent_features(model: xr.Dataset, shared, *, layer, occlusion: float) -> tu
     return latent.transpose("seed", "step", "stimulus_id", "feature").values, names
 
 
+def _require_varying_patterns(features: np.ndarray, shared, steps, seeds) -> None:
+    """Correlation distance is undefined for a constant latent pattern: name the stimuli (by id), steps and seeds."""
+    flat = np.ptp(features, axis=-1) == 0  # (seed, step, stimulus)
+    if not flat.any():
+        return
+    ids = [str(i) for i in np.asarray(shared)]
+    bad = flat.any(axis=(0, 1))
+    named = [i for i, b in zip(ids, bad) if b]
+    where = [f"seed {seeds[s]} step {steps[t]}" for s, t in zip(*np.nonzero(flat.any(axis=2)))]
+    shown = ", ".join(repr(i) for i in named[:8]) + (f" (and {len(named) - 8} more)" if len(named) > 8 else "")
+    raise ComparisonError(
+        f"the model's latent pattern is the same in every feature (e.g. all zero) for {len(named)} stimuli: "
+        f"{shown} ({', '.join(where[:4])}{' ...' if len(where) > 4 else ''}); "
+        "correlation distance is undefined there. Use rdm_method = \"euclidean\", another layer, or leave those "
+        "stimuli out")
+
+
 def run(model: xr.Dataset, data: xr.Dataset, *, layer="all", target: str = "subjects", method: str = "spearman",
         rdm_method: str = "correlation", region: str | None = None, occlusion: float = 0.0,
         n_resamples: int = 1000, seed: int = 0, ci_level: float = 0.95, intersect: bool = False) -> ComparisonResult:
@@ -93,6 +123,8 @@ def run(model: xr.Dataset, data: xr.Dataset, *, layer="all", target: str = "subj
                                   model_name="the model export", data_name=data.attrs.get("dataset_id", "the neural data"))
     features, layers = latent_features(model, shared, layer=layer, occlusion=occlusion)
     steps = [int(s) for s in model["step"].values]
+    if rdm_method == "correlation":
+        _require_varying_patterns(features, shared, steps, [int(s) for s in model["seed"].values])
     model_rdms = np.stack([
         np.mean([rdm_from_responses(features[s, t], method=rdm_method) for s in range(features.shape[0])], axis=0)
         for t in range(len(steps))])
@@ -123,6 +155,8 @@ def run(model: xr.Dataset, data: xr.Dataset, *, layer="all", target: str = "subj
         notes.append(f"One neural RDM ({target}); no leave-one-subject-out noise ceiling.")
     estimates = np.array([r.estimate for r in results[: len(steps)]])
     best = int(np.argmax(estimates))
+    lower_ceiling = next((v for k, v in ceiling.items() if "lower" in k), float("nan"))
+    results[best] = results[best].replace(extra={**results[best].extra, "headline": True, "ceiling": lower_ceiling})
     results.append(StatResult(statistic=f"best_step_{method}", estimate=float(estimates[best]), n=len(shared),
                               method="largest mean comparison over steps (no interval)",
                               extra={"step": steps[best], "label": f"best step ({steps[best]})"}))
@@ -149,5 +183,10 @@ def run(model: xr.Dataset, data: xr.Dataset, *, layer="all", target: str = "subj
                             inputs={"n_stimuli": len(shared), "n_seeds": int(features.shape[0]), "target": target})
 
 
-COMPARISON = Comparison(id="latents-vs-neural", description="time-resolved RSA of model latents against neural RDMs",
-                        run=run, data_kind=("neural_rdms", "neural_responses"), requires=lambda options: ("latent",))
+COMPARISON = Comparison(
+    id="latents-vs-neural", description="time-resolved RSA of model latents against neural RDMs", run=run,
+    data_kind=("neural_rdms", "neural_responses"), requires=lambda options: ("latent",),
+    options={"layer": AnyOf(Text(), Sequence(Text(), unique=True)), "target": Text(),
+             "method": Choice(*COMPARE_METHODS), "rdm_method": Choice("correlation", "euclidean", "squared_euclidean"),
+             "region": Optional(Text()), "occlusion": OCCLUSION, **COMMON_OPTIONS},
+)

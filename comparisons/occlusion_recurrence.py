@@ -19,7 +19,7 @@ from brainres.compare import Comparison, ComparisonResult, match_stimuli
 from brainres.stats import crossed_bootstrap
 from brainres.stats.result import StatResult
 from brainres.comparisons._common import (
-    ComparisonError, bootstrap_bands, fmt, readout_required, require_variable,
+    COMMON_OPTIONS, READOUT, ComparisonError, bootstrap_bands, fmt, readout_required, require_variable,
 )
 
 
@@ -67,7 +67,7 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
                               n_resamples=n_resamples, seed=seed, ci_level=ci_level, statistic_name="slope",
                               n=len(shared), extra={"label": "slope of steps on occlusion level, mean over seeds",
                                                     "units": "steps per unit occlusion"})
-    results.append(slope)
+    results.append(slope.replace(extra={**slope.extra, "headline": True}))
     seed_level_slopes = _slopes(levels, time.mean(axis=2))
     results.append(StatResult(statistic="slope", estimate=float(seed_level_slopes.min()), n=len(seeds),
                               method="smallest per-seed slope (no interval)",
@@ -108,4 +108,5 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
 
 
 COMPARISON = Comparison(id="occlusion-recurrence", description="model steps as a function of occlusion level", run=run,
-                        requires=readout_required, min_occlusion_levels=2)
+                        requires=readout_required, min_occlusion_levels=2, occlusion_levels=lambda options: (0.0,),
+                        options={"readout": READOUT, **COMMON_OPTIONS})

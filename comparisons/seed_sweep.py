@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from brainres.comparisons._common import ComparisonError
+from brainres.comparisons._common import CI_LEVEL, ComparisonError
 from brainres.comparisons._sweeps import lines_figure, per_seed, summaries
 from brainres.compare import Comparison, ComparisonResult
+from brainres.settings import Mapping, Optional, Text
 from brainres.stats import adjust_results, seed_difference
 
 
@@ -47,7 +48,10 @@ def run(model: xr.Dataset, data: None, *, measure: str, select: dict | None = No
                                            statistic=measure, ci_level=ci_level,
                                            extra={"label": f"{label} minus {reference}: {measure.replace('_', ' ')}",
                                                   "variant": label, "reference": reference}))
-    results += adjust_results(differences, method="holm") if len(differences) > 1 else differences
+    differences = adjust_results(differences, method="holm") if len(differences) > 1 else differences
+    if differences:  # the summary's finding: the last variant of the sweep against the reference
+        differences[-1] = differences[-1].replace(extra={**differences[-1].extra, "headline": True})
+    results += differences
     if x is not None:
         if x not in model.coords or model[x].dims != ("variant",):
             raise ComparisonError(f"x={x!r} is not a coordinate of the variants; they have "
@@ -72,4 +76,6 @@ def run(model: xr.Dataset, data: None, *, measure: str, select: dict | None = No
 
 
 COMPARISON = Comparison(id="seed-sweep", description="a per-seed measure across a swept model's variants",
-                        run=run, data_kind=None, model_kinds=("task",), requires=lambda options: (options["measure"],))
+                        run=run, data_kind=None, model_kinds=("task",), requires=lambda options: (options["measure"],),
+                        options={"measure": Text(), "select": Optional(Mapping()), "x": Optional(Text()),
+                                 "reference": Optional(Text()), "ci_level": CI_LEVEL})

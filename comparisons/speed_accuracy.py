@@ -21,7 +21,7 @@ from scipy.stats import binomtest
 from brainres.stats import crossed_bootstrap
 from brainres.stats.result import StatResult
 from brainres.comparisons._common import (
-    ComparisonError, bootstrap_bands, fmt, per_subject, require_variable,
+    COMMON_OPTIONS, OCCLUSION, READOUT, ComparisonError, bootstrap_bands, fmt, per_subject, require_variable,
 )
 
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
@@ -74,7 +74,7 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
                 statistic="accuracy", estimate=hits / n, ci_low=interval.low, ci_high=interval.high,
                 ci_level=ci_level, interval="clopper_pearson", p_value=test.pvalue, n=n,
                 method=f"exact binomial test against chance ({chance:.4f}), one-sided",
-                extra={"model_seed": model_seed, "chance": chance,
+                extra={"model_seed": model_seed, "chance": chance, "headline": True,
                        "label": f"seed {model_seed}: accuracy at the median halting step (vs chance {chance:.3f})"}))
     error_rate = 1 - answered_correct.mean(axis=0)  # per stimulus, over seeds
     seed_mean_time = time.mean(axis=0)
@@ -149,4 +149,5 @@ def _threshold_figure(halting, correct, seeds, *, seed: int, ci_level: float) ->
 
 
 COMPARISON = Comparison(id="speed-accuracy", description="accuracy against steps and halting threshold", run=run,
-                        requires=lambda options: ("correct", options.get("readout")))
+                        requires=lambda options: ("correct", options.get("readout")),
+                        options={"readout": READOUT, "occlusion": OCCLUSION, **COMMON_OPTIONS})

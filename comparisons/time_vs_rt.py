@@ -27,8 +27,10 @@ from brainres.stats import (
     split_half_reliability,
 )
 from brainres.comparisons._common import (
-    ComparisonError, fmt, model_measure, per_subject, readout_required, require_variation,
+    COMMON_OPTIONS, OCCLUSION, READOUT, ComparisonError, fmt, model_measure, per_subject, readout_required,
+    require_variation,
 )
+from brainres.settings import Boolean, Choice, Integer
 
 
 def run(
@@ -83,6 +85,15 @@ def run(
     time = time.sel(stimulus_id=shared)
     human = human.sel(stimulus_id=shared)
     model_matrix, human_matrix = time.values, human.values
+    unanswered = np.isnan(human_matrix).all(axis=0)
+    if unanswered.any():
+        which = "correct " if correct_only else "answered "
+        ids = [str(s) for s in np.asarray(shared)[unanswered]]
+        raise ComparisonError(
+            f"{trials.attrs.get('dataset_id', 'the human data')} has no {which}trial of {len(ids)} of the "
+            f"{len(shared)} stimuli, so no human RT to compare with: {', '.join(map(repr, ids[:8]))}"
+            + (f" (and {len(ids) - 8} more)" if len(ids) > 8 else "")
+            + "; leave them out of the data or the export" + (", or set correct_only = false" if correct_only else ""))
     model_mean, human_mean = model_matrix.mean(axis=0), np.nanmean(human_matrix, axis=0)
     require_variation(model_mean, readout, n_steps=model.sizes.get("step"))
     common = {"method": method, "ci_level": ci_level}
@@ -121,6 +132,11 @@ def run(
                 results.append(row.replace(extra={**row.extra, "label": "mixed model: log RT per SD of model time"}))
 
     ceiling = float(np.sqrt(reliability.estimate)) if reliability.estimate > 0 else float("nan")
+    # the findings the report's summary leads with: the interval over seeds, stimuli and subjects, and the
+    # noise-corrected correlation
+    for index, result in enumerate(results):
+        if "three-factor" in str(result.extra.get("label")) or result.extra.get("label") == "noise-corrected correlation":
+            results[index] = result.replace(extra={**result.extra, "headline": True, "ceiling": ceiling})
     figure = xr.Dataset(
         {
             "x": ("point", model_mean), "y": ("point", human_mean),
@@ -157,5 +173,9 @@ def run(
     )
 
 
-COMPARISON = Comparison(id="time-vs-rt", description="per-stimulus model time vs human reaction time", run=run,
-                        requires=readout_required)
+COMPARISON = Comparison(
+    id="time-vs-rt", description="per-stimulus model time vs human reaction time", run=run, requires=readout_required,
+    options={"readout": READOUT, "occlusion": OCCLUSION, "method": Choice("spearman", "pearson"),
+             "correct_only": Boolean(), "control_accuracy": Boolean(), "mixed_model": Boolean(),
+             "n_splits": Integer(low=1), **COMMON_OPTIONS},
+)

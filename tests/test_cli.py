@@ -51,7 +51,9 @@ def test_shipped_pipelines_are_valid():
     for name in PIPELINES:
         with as_file(pipeline_path(name)) as path:
             pipeline = load_pipeline(path)
-        assert pipeline.models and pipeline.exports and pipeline.comparisons
+        assert pipeline.models and pipeline.comparisons
+        # image models are exported on stimuli; task families (elm, ...) measure themselves
+        assert bool(pipeline.exports) == any(m.kind == "image" for m in pipeline.models), name
     with as_file(pipeline_path("demo")) as path:
         demo = load_pipeline(path)
     assert demo.models[0].data == "geirhos2021-cue-conflict" and demo.models[0].seeds == (0, 1, 2)
@@ -86,3 +88,82 @@ def test_rsa_demo_end_to_end(data_root, tmp_path, capsys):
     assert main(["demo", "--pipeline", "rsa", "--out", str(out_dir), "--quiet"]) == 0
     results = (out_dir / "results.csv").read_text()
     assert "latents-vs-neural" in results and "noise_ceiling_lower" in results
+
+
+# --- every error is one "brainres: error:" line; --debug shows the traceback ---------------------
+def test_validate_without_a_kind_says_pass_kind(tmp_path, capsys):
+    import numpy as np
+    import xarray as xr
+
+    xr.Dataset({"a": ("x", np.arange(3.0))}).to_netcdf(tmp_path / "plain.nc", engine="h5netcdf")
+    assert main(["validate", str(tmp_path / "plain.nc")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("brainres: error: ") and "no attribute brainres_kind" in err and "pass --kind" in err
+    assert main(["validate", str(tmp_path / "plain.nc"), "--kind", "trials"]) == 2
+    assert "--kind 'trials' is not a data-model kind" in capsys.readouterr().err
+
+
+def test_validate_reads_netcdf3_classic_files(tmp_path, capsys):
+    from brainres.data.io import encode_for_netcdf
+    from brainres.testing import human_trials
+
+    encode_for_netcdf(human_trials()).to_netcdf(tmp_path / "classic.nc", format="NETCDF3_CLASSIC", engine="netcdf4")
+    assert main(["validate", str(tmp_path / "classic.nc")]) == 0
+    assert "valid human_trials dataset" in capsys.readouterr().out
+
+
+def test_missing_files_and_folders_are_one_line(tmp_path, capsys):
+    for argv, words in ((["validate", str(tmp_path / "no.nc")], "no.nc: no such file"),
+                        (["report", str(tmp_path / "nowhere")], "no such folder"),
+                        (["report", str(tmp_path)], "is not a finished brainres run"),
+                        (["run", str(tmp_path / "no.toml")], "no.toml: no such pipeline file"),
+                        (["run", str(tmp_path)], "is a folder, not a pipeline file")):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("brainres: error: ") and words in err and "Traceback" not in err, argv
+
+
+@pytest.mark.parametrize("err, words, status", [
+    (PermissionError(13, "Permission denied", "/data/run"), "/data/run: permission denied", 2),
+    (OSError(30, "Read-only file system", "/mnt/ro/x"), "/mnt/ro/x: read-only file system", 2),
+    (OSError(28, "No space left on device", "/scratch/run"), "/scratch/run: no space left on device", 2),
+    (FileNotFoundError(2, "No such file or directory", "/gone"), "/gone: no such file or folder", 2),
+    (ZeroDivisionError("division by zero"), "unexpected ZeroDivisionError: division by zero", 1),
+])
+def test_os_errors_and_bugs_end_in_one_line(monkeypatch, capsys, err, words, status):
+    import brainres.commands.validate as validate
+
+    def fail(args):
+        raise err
+
+    monkeypatch.setattr(validate, "run", fail)
+    assert main(["validate", "x.nc"]) == status
+    out = capsys.readouterr().err
+    assert out.startswith(f"brainres: error: {words}") and out.count("\n") == 1
+    assert "Traceback" not in out
+    assert main(["--debug", "validate", "x.nc"]) == status
+    out = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in out and f"brainres: error: {words}" in out
+
+
+def test_bad_dataset_plugins_variable_is_named_and_list_still_works(monkeypatch, capsys):
+    from brainres.data.registry import PLUGINS_ENV
+
+    monkeypatch.setenv(PLUGINS_ENV, "brainres.testing:TOY_TRIALS,nope.module:SPEC,json")
+    assert main(["datasets", "list"]) == 0
+    captured = capsys.readouterr()
+    assert "geirhos2021-edge" in captured.out and "toy-digit-rts" in captured.out  # the good one still counts
+    assert f"{PLUGINS_ENV}=" in captured.err and "module 'nope.module' cannot be imported" in captured.err
+    assert "'json' is not of the form 'package.module:SPEC'" in captured.err
+    assert main(["datasets", "info", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"brainres: error: the environment variable {PLUGINS_ENV}=") and "nope.module:SPEC" in err
+    assert "Traceback" not in err
+    monkeypatch.setenv(PLUGINS_ENV, "brainres.testing:human_trials")
+    assert main(["datasets", "list"]) == 0
+    assert "is a function, not a brainres.data.registry.DatasetSpec" in capsys.readouterr().err
+
+
+def test_misspelt_dataset_suggests_the_closest(capsys):
+    assert main(["datasets", "info", "geirhos2021-egde"]) == 2
+    assert "did you mean 'geirhos2021-edge'?" in capsys.readouterr().err

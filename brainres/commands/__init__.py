@@ -4,4 +4,4 @@ Each module defines ``register(subparsers)`` that adds its sub-command(s) and
 sets ``func`` to the handler; list new modules in :data:`MODULES`.
 """
 
-MODULES = ["datasets", "validate", "train", "export", "family", "run", "demo"]
+MODULES = ["datasets", "validate", "train", "export", "run", "demo"]

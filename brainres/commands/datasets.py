@@ -19,13 +19,27 @@ def register(subparsers) -> None:
 
 
 def list_datasets(args) -> int:
-    from brainres.data.registry import dataset_ids, get_spec
+    """Every dataset that can be listed; a plug-in that cannot be loaded is named, and the rest still listed."""
+    import sys
 
-    rows = [(i, get_spec(i)) for i in dataset_ids()]
-    width = max(len(i) for i, _ in rows)
+    from brainres.data.registry import dataset_ids, get_spec, plugin_problems
+    from brainres.errors import BrainresError
+
+    rows, broken = [], []
+    for dataset_id in dataset_ids(strict=False):
+        try:
+            spec = get_spec(dataset_id, strict=False)
+        except BrainresError as err:
+            rows.append((dataset_id, "?", "(its plug-in cannot be loaded; see below)"))
+            broken.append(str(err))
+        else:
+            rows.append((dataset_id, spec.kind, spec.description))
+    width = max([len(i) for i, _, _ in rows] + [2])
     print(f"{'id':<{width}}  {'kind':<13}  description")
-    for dataset_id, spec in rows:
-        print(f"{dataset_id:<{width}}  {spec.kind:<13}  {spec.description}")
+    for dataset_id, kind, description in rows:
+        print(f"{dataset_id:<{width}}  {kind:<13}  {description}")
+    for problem in plugin_problems() + broken:
+        print(f"brainres: warning: {problem}", file=sys.stderr)
     return 0
 
 

@@ -18,6 +18,9 @@ def register(subparsers) -> None:
     run.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786")
     run.add_argument("--device", help="train and export every model on this device (cpu, cuda, cuda:N); "
                                       "default: each model's device")
+    run.add_argument("--wait", action="store_true",
+                     help="if another run is writing into the same run folder, wait for it to finish (default: "
+                          "refuse, naming its process)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.set_defaults(func=run_command)
     report = subparsers.add_parser("report", help="(re)write the report of a run folder")
@@ -36,13 +39,23 @@ def run_command(args) -> int:
               f"{len(pipeline.comparisons)} comparisons)")
         return 0
     report = run_pipeline(args.pipeline, args.out, executor=args.executor, workers=args.workers,
-                          scheduler=args.scheduler, device=args.device, progress=not args.quiet, quiet=args.quiet)
+                          scheduler=args.scheduler, device=args.device, progress=not args.quiet, quiet=args.quiet,
+                          wait=args.wait)
     print(f"report: {report}")
     return 0
 
 
 def report_command(args) -> int:
-    from brainres.pipeline.report import write_run_report
+    from pathlib import Path
 
-    print(f"report: {write_run_report(args.run_dir)}")
+    from brainres.pipeline.report import ReportError, write_run_report
+    from brainres.pipeline.store import RunLock
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: no such folder (brainres report takes a folder written by brainres run)")
+    if not (run_dir / "provenance.json").exists():
+        write_run_report(run_dir)  # raises the error that says what a run folder is
+    with RunLock(run_dir):  # not while a run is writing into it
+        print(f"report: {write_run_report(run_dir)}")
     return 0

@@ -1,113 +1,161 @@
-"""``brainres train``: train lattice models over seeds x pressure settings, one after another.
+"""``brainres train FAMILY``: train seeds of any registered family into run folders (resumable).
 
-Example::
+Examples::
 
-    brainres train --dataset digits --seeds 0 1 2 --lambda-time 0 0.01 0.05 \\
-        --epochs 20 --out runs/digits
+    brainres train lattice --data digits --set max_channels=8 --set lambda_time=0.02 \\
+        --set training.epochs=15 --seeds 0 1 2 --out runs/digits
+    brainres train elm --set task=onehot-adding --set n_neurons=16 --seeds 0 1 --out runs/elm
+    brainres train torch --set factory=blnet:build --set 'options={"n_classes": 10}' \\
+        --data digits --in-channels 1 --out runs/mine
+    brainres train seqpar --show-config
 
-Every (lambda_breadth, lambda_depth, lambda_time, seed) combination trains in
-``<out>/<config-hash>/``. Rerunning the same command after an interruption
-resumes the unfinished run and skips finished ones. Defaults are the declared
-defaults of ``LatticeConfig`` and ``TrainConfig`` (the same as in pipelines).
+Settings come from the family's declaration (``--show-config`` lists each with
+its default, range and meaning), from a TOML file of them (``--config``), then
+``--set KEY=VALUE`` (VALUE read as JSON when it parses). Image families also
+take ``training.KEY=VALUE`` (``brainres.train.TrainConfig``: epochs, batch
+size, learning rate, occlusion augmentation...). Every seed trains in
+``<out>/seed-<seed>``; rerunning resumes an interrupted run and skips finished
+ones; a folder holding another configuration is refused. ``brainres export``
+turns the run folders into a model-measures file.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import sys
+import json
+import tomllib
 from pathlib import Path
 
-from brainres.settings import default_of
+from brainres.errors import BrainresError
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``train`` subcommand to an argparse ``subparsers`` object."""
-    from brainres.families.lattice import LatticeConfig
-    from brainres.train import TrainConfig
-
-    def lattice(name):
-        return default_of(LatticeConfig, name)
-
-    def training(name):
-        return default_of(TrainConfig, name)
+def register(subparsers) -> None:
+    from brainres.families import family_ids
 
     parser = subparsers.add_parser(
-        "train", help="train breadth-depth-time lattice models (resumable)",
-        description="Train breadth-depth-time lattice models over seeds x pressure settings (resumable).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="digits", help="stimuli dataset id with labels")
-    data.add_argument("--classes", type=int, nargs="+", default=None,
-                      help="keep only these labels (renumbered 0..k-1), e.g. --classes 0 1 for an easy task")
-    data.add_argument("--held-out-fraction", type=float, default=training("held_out_fraction"),
-                      help="fraction of the images held out for the per-epoch log")
-    data.add_argument("--split-seed", type=int, default=training("split_seed"), help="seed of the held-out split")
-    model = parser.add_argument_group("lattice bounds and pressures")
-    model.add_argument("--max-channels", type=int, default=lattice("max_channels"), help="channels per layer")
-    model.add_argument("--max-layers", type=int, default=lattice("max_layers"), help="gated recurrent layers")
-    model.add_argument("--max-steps", type=int, default=lattice("max_steps"), help="recurrent steps")
-    model.add_argument("--top-down", action="store_true", help="add top-down connections")
-    for name in ("lambda_breadth", "lambda_depth", "lambda_time"):
-        model.add_argument(f"--{name.replace('_', '-')}", type=float, nargs="+", default=[lattice(name)],
-                           help=f"{name} value(s); several make a grid")
-    model.add_argument("--beta-kl", type=float, default=lattice("beta_kl"), help="weight of the halting KL term")
-    run = parser.add_argument_group("training")
-    run.add_argument("--seeds", type=int, nargs="+", default=[training("seed")], help="training seeds")
-    run.add_argument("--epochs", type=int, default=training("epochs"), help="passes over the training split")
-    run.add_argument("--batch-size", type=int, default=training("batch_size"), help="images per step")
-    run.add_argument("--learning-rate", type=float, default=training("learning_rate"), help="Adam learning rate")
-    run.add_argument("--occlusion-levels", type=float, nargs="+", default=list(training("occlusion_levels")),
-                     help="occluded fractions drawn per training image and epoch (0.0 alone: no augmentation)")
-    run.add_argument("--threads", type=int, default=training("num_threads"), help="torch threads")
-    run.add_argument("--device", default=training("device"), help="cpu, cuda, cuda:N or mps")
-    run.add_argument("--out", required=True, help="root folder of the run folders")
-    run.add_argument("--quiet", action="store_true", help="no progress output")
-    parser.set_defaults(func=run_train)
-    return parser
+        "train", help="train seeds of a model family into run folders (resumable)",
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("family", choices=family_ids(), help="a registered model family")
+    parser.add_argument("--config", help="TOML file of the family's settings (image families: [training] too)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="one setting (training.KEY for an image family's training); repeatable")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds, one run folder each")
+    parser.add_argument("--out", help="root folder of the run folders (<out>/seed-<seed>)")
+    parser.add_argument("--show-config", action="store_true", help="list the family's settings and exit")
+    images = parser.add_argument_group("image families (lattice, torch)")
+    images.add_argument("--data", help="training images: a registered stimulus set or a folder of images")
+    images.add_argument("--image-size", type=int, help="resize the images to this side (default: as they are)")
+    images.add_argument("--in-channels", type=int, help="image channels the model takes (default: the data's)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(func=run)
 
 
-def run_train(args) -> int:
-    """Handler of ``brainres train``; returns the process exit code."""
-    import pandas as pd
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
-    from brainres.data.registry import load_stimuli
+
+def settings_from(config_file: str | None, pairs: list[str]) -> tuple[dict, dict]:
+    """The family's settings and the image trainer's (``training.``) from a TOML file and KEY=VALUE pairs."""
+    values = tomllib.loads(Path(config_file).read_text()) if config_file else {}
+    training = dict(values.pop("training", {}))
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise BrainresError(f"--set expects KEY=VALUE, got {pair!r}")
+        key = key.strip()
+        if key.startswith("training."):
+            training[key.removeprefix("training.")] = _value(text.strip())
+        else:
+            values[key] = _value(text.strip())
+    return values, training
+
+
+def show_config(family) -> None:
+    """Print every setting of a family (and, for image families, of training) with default, range and meaning."""
+    from brainres.families.base import TaskFamily
+    from brainres.settings import describe_settings
+    from brainres.train import TrainConfig
+
+    tables = []
+    if isinstance(family, TaskFamily):
+        tables.append((f"[model.{family.id}]", describe_settings(family.config)))
+    else:
+        if family.id == "lattice":
+            from brainres.families.lattice import LatticeConfig
+
+            tables.append(("[model.lattice]", describe_settings(LatticeConfig)))
+        else:
+            print(f"{family.id}: settings {', '.join(family.model_keys)} ([[model]] keys); see docs/your-model.md")
+        tables.append(("[model.training] (training.KEY)", describe_settings(TrainConfig)))
+    for title, rows in tables:
+        print(title)
+        for row in rows:
+            print(f"  {row['name']} = {json.dumps(row['default'], default=str)}  ({row['rule']}) {row['doc']}")
+
+
+def run(args) -> int:
     from brainres.families import get_family
-    from brainres.settings import SettingsError
-    from brainres.train import TrainConfig, run_config_hash, stimuli_to_tensors, train_model
+    from brainres.families.base import TaskFamily
 
-    stimuli = load_stimuli(args.dataset)
-    images, labels, _ = stimuli_to_tensors(stimuli, classes=args.classes)
-    names = [str(c) for c in stimuli["label"].attrs.get("classes", sorted(set(stimuli["category"].values.astype(str))))]
-    classes = [names[c] for c in args.classes] if args.classes else names
-    family = get_family("lattice")
-    rows = []
-    grid = itertools.product(args.lambda_breadth, args.lambda_depth, args.lambda_time, args.seeds)
-    for lambda_breadth, lambda_depth, lambda_time, seed in grid:
+    family = get_family(args.family)
+    if args.show_config:
+        show_config(family)
+        return 0
+    if not args.out:
+        raise BrainresError("--out is needed: the root folder of the run folders")
+    settings, training = settings_from(args.config, args.set)
+    out = Path(args.out)
+    if isinstance(family, TaskFamily):
+        if training or args.data:
+            raise BrainresError(f"{family.id} trains on its own task: it takes no --data and no training.KEY "
+                                f"settings (its training settings are its own; see --show-config)")
+        from brainres.settings import SettingsError
+
         try:
-            settings, location = family.settings(
-                {"max_channels": args.max_channels, "max_layers": args.max_layers, "max_steps": args.max_steps,
-                 "top_down": args.top_down, "lambda_breadth": lambda_breadth, "lambda_depth": lambda_depth,
-                 "lambda_time": lambda_time, "beta_kl": args.beta_kl},
-                in_channels=int(images.shape[1]), n_classes=len(classes))
-            config = TrainConfig(seed=seed, epochs=args.epochs, batch_size=args.batch_size,
-                                 learning_rate=args.learning_rate, held_out_fraction=args.held_out_fraction,
-                                 split_seed=args.split_seed, occlusion_levels=tuple(args.occlusion_levels),
-                                 num_threads=args.threads, device=args.device)
+            config = family.config.from_dict(settings, where="settings")
         except SettingsError as err:
-            raise SettingsError(err.problems, "command-line options") from None
-        record = {"family": "lattice", "settings": settings, "classes": classes, "in_channels": int(images.shape[1]),
-                  "image_size": None, "data": {"ref": args.dataset, "kind": "registered"}}
-        run_dir = Path(args.out) / run_config_hash(record, config)[:16]
-        result = train_model(lambda: family.build(record, seed=seed, location=location), images, labels, config,
-                             n_classes=len(classes), record=record, location=location, run_dir=run_dir,
-                             progress=not args.quiet, label=f"{run_dir.name} seed {seed}")
-        last = result.log.iloc[-1].to_dict() if len(result.log) else {}
-        rows.append({"run": run_dir.name, "seed": seed, "lambda_breadth": lambda_breadth, "lambda_depth": lambda_depth,
-                     "lambda_time": lambda_time, **last})
-    summary = pd.DataFrame(rows)
-    columns = [c for c in ("run", "seed", "lambda_breadth", "lambda_depth", "lambda_time", "held_out_accuracy",
-                           "held_out_mean_steps", "active_breadth", "effective_depth") if c in summary]
-    print(summary[columns].to_string(index=False), file=sys.stdout)
+            raise err.located("brainres train") from None
+        for seed in args.seeds:
+            run_ = family.train(config, seed, run_dir=out / f"seed-{seed}", progress=not args.quiet,
+                                label=f"{family.id} seed {seed}")
+            last = run_.log.iloc[-1].to_dict() if len(run_.log) else {}
+            print(f"seed {seed}: {out / f'seed-{seed}'} ({', '.join(f'{k} {v:.4g}' for k, v in last.items() if k != 'epoch' and isinstance(v, float))})")
+        return 0
+    return _train_image_family(family, settings, training, args, out)
+
+
+def _train_image_family(family, settings: dict, training: dict, args, out: Path) -> int:
+    """Image families: the same checks and trainer as a pipeline's [[model]] (brainres.pipeline)."""
+    from brainres.pipeline.check import check_pipeline
+    from brainres.pipeline.config import parse_pipeline
+    from brainres.pipeline.tasks import Task, run_train
+
+    if not args.data:
+        raise BrainresError(f"{family.id} trains on images: give --data (a registered stimulus set or a folder)")
+    model = {"name": "model", "family": family.id, "data": args.data, "seeds": list(args.seeds),
+             "training": training}
+    model |= {key: settings.pop(key) for key in list(settings) if key in family.model_keys}
+    if family.settings_table:
+        model[family.settings_table] = settings
+    elif settings:
+        raise BrainresError(f"{family.id} takes the settings {', '.join(family.model_keys)}; got {sorted(settings)}")
+    for key, value in (("image_size", args.image_size), ("in_channels", args.in_channels)):
+        if value is not None:
+            model[key] = value
+    checked = check_pipeline(parse_pipeline({"run": {"name": "train"}, "model": [model],
+                                             "comparison": []}, source="brainres train", folder=".",
+                                            allow_empty=True))
+    entry = checked.model("model")
+    for seed in args.seeds:
+        task = Task(key=f"train/model/seed-{seed}", kind="train", spec={
+            "model": entry.record, "code": entry.code, "seed": seed, "device": checked.device or "cpu",
+            "data": entry.data.spec(), "training": training}, deps=(),
+            context={"location": entry.location, "label": f"{family.id} seed {seed}", "data": entry.data},
+            folder=out / f"seed-{seed}")
+        summary = run_train(task, {}, progress=not args.quiet)
+        print(f"seed {seed}: {task.folder} (held-out accuracy {summary['held_out_accuracy']:.3f}, "
+              f"mean halting step {summary['held_out_mean_steps']:.2f})")
     return 0

@@ -2,14 +2,22 @@
 
 Only this package touches files. Writes go to a temporary file in the target's
 folder and are renamed over the target once complete, so a crash or a bad
-input never leaves a half-written file behind.
+input never leaves a half-written file behind. Temporary files carry
+:data:`TEMP_TAG` in their name, so one left by a killed process is recognised
+(and removed by the next run of the same folder, :func:`remove_temporaries`).
+Written files get the permissions the user's umask allows (like any file the
+user creates), not the 0600 of a temporary file. A folder that cannot be
+written (permissions, read-only file system, full disk, quota) is reported as
+a :class:`WriteError` naming the path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -17,7 +25,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from brainres.errors import DataFileError
+from brainres.errors import BrainresError, DataFileError
 
 # netCDF attributes can hold strings and numbers (and 1-d arrays of them).
 # Anything richer (dicts, lists of records, booleans, None) is stored as JSON
@@ -27,6 +35,145 @@ _JSON_ATTRS = "brainres_json_attrs"
 _CATEGORIES = "brainres_categories"
 
 ENGINE = "h5netcdf"
+# netCDF3 (classic and 64-bit offset) files are not HDF5: h5netcdf cannot read them.
+_NETCDF3_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
+
+# Every temporary file of an atomic write is named ".<target>.<random>.brainres-tmp<suffix>".
+TEMP_TAG = ".brainres-tmp"
+# Names of temporary files written before TEMP_TAG existed (".<target>.<8 random><suffix>").
+_LEGACY_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}(\.tmp|\.nc|\.pt|\.csv)$")
+
+
+class WriteError(DataFileError):
+    """A file or folder cannot be written: no permission, read-only file system, disk full or quota exceeded."""
+
+    def __init__(self, path, problem: str):
+        super().__init__(path, problem)
+
+    def __reduce__(self):  # picklable (Dask sends a worker's errors back to the client)
+        return (type(self), (self.path, self.problem))
+
+
+_OS_PROBLEMS = {
+    errno.EACCES: "permission denied (the folder or file is not writable by you)",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on device (the disk is full)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.ENOENT: "no such file or folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "is a folder, not a file",
+    errno.EEXIST: "already exists",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def os_problem(err: OSError) -> str:
+    """A plain-words account of an :class:`OSError` (permission, read-only, disk full...)."""
+    words = _OS_PROBLEMS.get(err.errno)
+    if words is None:
+        words = err.strerror or str(err)
+    return words
+
+
+def os_error_path(err: OSError, default=None) -> str:
+    """The path an :class:`OSError` is about (its filename, else ``default``)."""
+    name = err.filename if err.filename is not None else default
+    return str(name) if name is not None else "?"
+
+
+def _writing(path: Path):
+    """A context that turns an :class:`OSError` while writing ``path`` into a :class:`WriteError`."""
+    return _WriteErrors(path)
+
+
+# Below this many free bytes, a failed write is taken to be the full disk's doing (libraries such as
+# torch and HDF5 report a full disk in their own words, not always as an OSError with ENOSPC).
+_NEARLY_FULL = 1 << 20
+
+
+def _free_bytes(folder: Path) -> int | None:
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+class _WriteErrors(contextlib.AbstractContextManager):
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, BrainresError):
+            return False
+        if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+                                                      errno.EDQUOT):
+            raise WriteError(os_error_path(exc, self.path), f"cannot write: {os_problem(exc)}") from None
+        free = _free_bytes(self.path if self.path.is_dir() else self.path.parent)
+        if free is not None and free < _NEARLY_FULL:
+            raise WriteError(self.path, f"cannot write: no space left on device (the disk is full: {free:,} bytes "
+                                        f"free; the writer said {type(exc).__name__}: {str(exc)[:200]})") from None
+        return False
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it (Linux), else by the set-and-restore idiom."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path, mode: int = 0o666) -> None:
+    """Give ``path`` the permissions a new file of the user gets (``mode`` less the umask).
+
+    ``tempfile.mkstemp`` creates files readable only by their owner (0600);
+    atomic writes call this before the rename, so a report is as readable as
+    any other file the user writes.
+    """
+    os.chmod(path, mode & ~current_umask())
+
+
+def temporary_file(folder: Path, target_name: str, suffix: str = ".tmp") -> Path:
+    """Create an empty temporary file for ``target_name`` in ``folder`` (recognisable as brainres's)."""
+    with _writing(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target_name}.", suffix=f"{TEMP_TAG}{suffix}")
+    os.close(handle)
+    return Path(tmp)
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is that of an atomic write's temporary file (this version's or an earlier one's)."""
+    return name.startswith(".") and (TEMP_TAG in name or bool(_LEGACY_TEMP.match(name)))
+
+
+def remove_temporaries(folder) -> list[Path]:
+    """Remove the temporary files of interrupted atomic writes under ``folder``; return what was removed.
+
+    Only call this while no other process writes into ``folder`` (a pipeline
+    run does it while it holds the run folder's lock). Symbolic links are not
+    followed.
+    """
+    removed = []
+    for root, _, names in os.walk(folder, followlinks=False):
+        for name in names:
+            path = Path(root) / name
+            if is_temporary(name) and not path.is_symlink():
+                try:
+                    path.unlink()
+                    removed.append(path)
+                except FileNotFoundError:
+                    pass
+    return removed
 
 
 @contextlib.contextmanager
@@ -34,19 +181,18 @@ def atomic_path(path, suffix: str | None = None):
     """Yield a temporary path next to ``path``; rename it over ``path`` on success.
 
     On any exception the temporary file is removed and ``path`` is untouched.
+    The written file gets the permissions the umask allows. A folder that cannot
+    be written, or a full disk, raises :class:`WriteError` naming the path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp"
-    )
-    os.close(handle)
-    tmp = Path(tmp)
+    tmp = temporary_file(path.parent, path.name, suffix or ".tmp")
     try:
-        yield tmp
-        with open(tmp, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(tmp, path)
+        with _writing(path):
+            yield tmp
+            with open(tmp, "rb") as written:
+                os.fsync(written.fileno())
+            apply_umask(tmp)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -173,16 +319,43 @@ def write_netcdf(ds: xr.Dataset, path, validate_kind: str | None = None) -> Path
     return Path(path)
 
 
-def read_netcdf(path, validate_kind: str | None = None) -> xr.Dataset:
-    """Read a dataset written by :func:`write_netcdf` fully into memory."""
-    path = Path(path)
+def engine_for(path) -> str:
+    """The xarray engine that reads ``path``: h5netcdf (netCDF4/HDF5), or netcdf4 for netCDF3 classic files."""
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError:
+        return ENGINE
+    if magic in _NETCDF3_MAGIC:
+        try:
+            import netCDF4  # noqa: F401
+        except ImportError:
+            return "scipy"  # reads netCDF3 too
+        return "netcdf4"
+    return ENGINE
+
+
+def _open(path: Path, **kwargs) -> xr.Dataset:
     if not path.exists():
         raise DataFileError(path, "no such file")
+    if path.is_dir():
+        raise DataFileError(path, "is a folder, not a netCDF file")
     try:
-        with xr.open_dataset(path, engine=ENGINE) as opened:
+        return xr.open_dataset(path, engine=engine_for(path), **kwargs)
+    except PermissionError as err:
+        raise DataFileError(path, f"cannot be read: {os_problem(err)}") from None
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
+        raise DataFileError(path, f"not a readable netCDF file ({type(err).__name__}: {err})") from None
+
+
+def read_netcdf(path, validate_kind: str | None = None) -> xr.Dataset:
+    """Read a dataset written by :func:`write_netcdf` (or any netCDF4 or netCDF3 file) fully into memory."""
+    path = Path(path)
+    try:
+        with _open(path) as opened:
             ds = opened.load()
-    except (OSError, ValueError) as err:
-        raise DataFileError(path, f"not a readable netCDF file ({err})") from None
+    except (OSError, ValueError, RuntimeError) as err:
+        raise DataFileError(path, f"not a readable netCDF file ({type(err).__name__}: {err})") from None
     ds = decode_from_netcdf(ds)
     kind = validate_kind or ds.attrs.get("brainres_kind")
     if kind:
@@ -194,10 +367,7 @@ def read_netcdf(path, validate_kind: str | None = None) -> xr.Dataset:
 
 def open_netcdf(path) -> xr.Dataset:
     """Open a dataset lazily (for exports too large for memory); attrs decoded."""
-    path = Path(path)
-    if not path.exists():
-        raise DataFileError(path, "no such file")
-    return decode_from_netcdf(xr.open_dataset(path, engine=ENGINE))
+    return decode_from_netcdf(_open(Path(path)))
 
 
 def open_netcdf_many(paths, concat_dim: str) -> xr.Dataset:
@@ -213,7 +383,8 @@ def open_netcdf_many(paths, concat_dim: str) -> xr.Dataset:
     if missing:
         raise DataFileError(missing[0], "no such file")
     combined = xr.open_mfdataset(
-        paths, engine=ENGINE, combine="nested", concat_dim=concat_dim, data_vars="minimal", coords="minimal",
+        paths, engine=engine_for(paths[0]), combine="nested", concat_dim=concat_dim, data_vars="minimal",
+        coords="minimal",
         compat="override", combine_attrs="override", join="exact",
     )
     return decode_from_netcdf(combined)

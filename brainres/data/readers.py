@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import zipfile
 from pathlib import Path
 
@@ -18,34 +19,89 @@ import pandas as pd
 from brainres.errors import DataFileError
 
 
+SEPARATORS = {",": "commas", "\t": "tabs", ";": "semicolons", "|": "vertical bars"}
+
+
+def _separator_name(sep: str) -> str:
+    return SEPARATORS.get(sep, repr(sep))
+
+
+def _parse(text: str, sep: str) -> list[list[str]]:
+    return [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=sep) if row]
+
+
+def guess_separator(text: str, used: str) -> str | None:
+    """Another separator that splits ``text`` into a consistent table of several columns, if one does."""
+    sample = "\n".join(text.splitlines()[:50])  # quoted line breaks may cut a row: a guess, not a parse
+    for candidate in SEPARATORS:
+        if candidate == used:
+            continue
+        try:
+            rows = _parse(sample, candidate)
+        except csv.Error:
+            continue
+        if rows and len(rows[0]) > 1 and all(len(row) == len(rows[0]) for row in rows):
+            return candidate
+    return None
+
+
+def _sep_hint(sep: str) -> str:
+    toml = {"\t": '"\\t"'}.get(sep, f'"{sep}"')
+    return f"pass sep={sep!r} (in a pipeline's [[dataset]]: sep = {toml})"
+
+
 def read_table(path, sep: str | None = None) -> pd.DataFrame:
     """Read a CSV/TSV file as strings (types are the caller's business).
 
     ``sep=None`` picks tab for ``.tsv``/``.tab`` files and comma otherwise. A
     row with more or fewer fields than the header (a truncated file, a stray
-    separator) is an error naming its line, never silently padded.
+    separator) is an error naming its line, never silently padded. A file whose
+    fields are separated by something else than ``sep`` (semicolons in a
+    ``.csv``, tabs in a ``.txt``) is an error that names the separator to pass.
     """
     path = Path(path)
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    if not isinstance(sep, str) or len(sep) != 1:
+        raise DataFileError(path, f"sep must be one character, got {sep!r}")
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.reader(handle, delimiter=sep))
+            text = handle.read()
+        rows = _parse(text, sep)
     except FileNotFoundError:
         raise DataFileError(path, "no such file") from None
-    except (UnicodeDecodeError, csv.Error) as err:
+    except IsADirectoryError:
+        raise DataFileError(path, "is a folder, not a table") from None
+    except PermissionError:
+        raise DataFileError(path, "cannot be read: permission denied") from None
+    except UnicodeDecodeError as err:
+        raise DataFileError(path, f"cannot be parsed as a table: not UTF-8 text ({err})") from None
+    except csv.Error as err:
         raise DataFileError(path, f"cannot be parsed as a table ({err})") from None
     rows = [row for row in rows if row]  # blank lines carry no trials
     if not rows:
         raise DataFileError(path, "the file is empty")
     header = [name.strip() for name in rows[0]]
+    if len(header) == 1:
+        other = guess_separator(text, sep)
+        if other is not None:
+            raise DataFileError(path, f"the header is one column {header[0]!r}: the fields look separated by "
+                                      f"{_separator_name(other)}, not {_separator_name(sep)}; {_sep_hint(other)}")
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
         raise DataFileError(path, f"column name(s) appear twice in the header: {duplicates}")
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
-            raise DataFileError(path, f"line {line} has {len(row)} fields, the header has {len(header)} "
-                                      "(truncated file or stray separator?)")
+            other = guess_separator(text, sep)
+            if other is not None:
+                hint = (f"; the fields look separated by {_separator_name(other)}, not {_separator_name(sep)}: "
+                        f"{_sep_hint(other)}")
+            elif sep == "," and len(row) > len(header):
+                hint = (" (a stray separator, or decimal commas in a comma-separated file? Quote such numbers, or "
+                        "save the table with another separator, e.g. sep=';' with decimal=',')")
+            else:
+                hint = " (truncated file or stray separator?)"
+            raise DataFileError(path, f"line {line} has {len(row)} fields, the header has {len(header)}{hint}")
     return pd.DataFrame(rows[1:], columns=header, dtype=object)
 
 

@@ -76,45 +76,108 @@ class DatasetSpec:
 _RUNTIME: dict[str, DatasetSpec] = {}
 
 
+class PluginError(BrainresError):
+    """A dataset plug-in named in the environment, an entry point or the index cannot be loaded."""
+
+
 def register(spec: DatasetSpec) -> None:
     """Register a dataset at run time (for a user's own plug-in)."""
-    if spec.id in _index():
+    if spec.id in _index(strict=False):
         raise BrainresError(f"dataset id {spec.id!r} is already registered")
     _RUNTIME[spec.id] = spec
 
 
-def _index() -> dict[str, str | DatasetSpec]:
+def _load_target(target: str):
+    """The object a ``"package.module:ATTRIBUTE"`` target names; a :class:`PluginError` saying why not."""
+    module_name, sep, attribute = target.strip().partition(":")
+    if not sep or not module_name or not attribute:
+        raise PluginError(f"{target!r} is not of the form 'package.module:SPEC'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise PluginError(f"{target!r}: module {module_name!r} cannot be imported ({type(err).__name__}: {err})") \
+            from None
+    except Exception as err:  # the plug-in's own code failed while importing
+        raise PluginError(f"{target!r}: importing module {module_name!r} failed ({type(err).__name__}: {err})") \
+            from None
+    if not hasattr(module, attribute):
+        raise PluginError(f"{target!r}: module {module_name!r} has no attribute {attribute!r}")
+    return getattr(module, attribute)
+
+
+def _environment_plugins() -> tuple[list[DatasetSpec], list[str]]:
+    """The specs named in ``BRAINRES_DATASET_PLUGINS``, and a description of each entry that cannot be loaded."""
+    value = os.environ.get(PLUGINS_ENV, "")
+    specs, problems = [], []
+    for target in filter(None, (t.strip() for t in value.split(","))):
+        try:
+            spec = _load_target(target)
+        except PluginError as err:
+            problems.append(str(err))
+            continue
+        if not isinstance(spec, DatasetSpec):
+            problems.append(f"{target!r} is a {type(spec).__name__}, not a brainres.data.registry.DatasetSpec")
+            continue
+        specs.append(spec)
+    return specs, problems
+
+
+def plugin_problems() -> list[str]:
+    """What is wrong with ``BRAINRES_DATASET_PLUGINS`` (empty when every entry loads), each naming the entry."""
+    return [f"{PLUGINS_ENV}={os.environ.get(PLUGINS_ENV, '')!r}: {p}" for p in _environment_plugins()[1]]
+
+
+def _index(strict: bool = True) -> dict[str, str | DatasetSpec]:
+    """Every registered dataset: id -> "module:SPEC" target or spec.
+
+    With ``strict``, an entry of ``BRAINRES_DATASET_PLUGINS`` that cannot be
+    loaded is a :class:`PluginError` naming the variable and its value;
+    otherwise it is left out (see :func:`plugin_problems`).
+    """
     plugins = importlib.import_module(PLUGIN_PACKAGE)
     index: dict[str, str | DatasetSpec] = {
         key: f"{PLUGIN_PACKAGE}.{target}" for key, target in plugins.INDEX.items()
     }
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         index.setdefault(entry.name, entry.value)
-    for target in filter(None, os.environ.get(PLUGINS_ENV, "").split(",")):
-        module_name, _, attribute = target.strip().partition(":")
-        spec = getattr(importlib.import_module(module_name), attribute)
+    specs, problems = _environment_plugins()
+    if problems and strict:
+        raise PluginError(f"the environment variable {PLUGINS_ENV}={os.environ.get(PLUGINS_ENV, '')!r} names a "
+                          f"dataset plug-in that cannot be loaded: {'; '.join(problems)}. Each entry must be "
+                          "'package.module:SPEC' (comma-separated), SPEC a brainres.data.registry.DatasetSpec; "
+                          f"fix or unset {PLUGINS_ENV}")
+    for spec in specs:
         index.setdefault(spec.id, spec)
     index.update(_RUNTIME)
     return index
 
 
-def dataset_ids() -> list[str]:
-    """Ids of every registered dataset, sorted."""
-    return sorted(_index())
+def dataset_ids(strict: bool = True) -> list[str]:
+    """Ids of every registered dataset, sorted (``strict=False``: leave out plug-ins that cannot be loaded)."""
+    return sorted(_index(strict=strict))
 
 
-def get_spec(dataset_id: str) -> DatasetSpec:
+def get_spec(dataset_id: str, strict: bool = True) -> DatasetSpec:
     """The :class:`DatasetSpec` of ``dataset_id`` (imports only its plug-in)."""
-    index = _index()
+    index = _index(strict=strict)
     if dataset_id not in index:
+        import difflib
+
+        close = difflib.get_close_matches(dataset_id, sorted(index), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise UnknownDatasetError(
-            f"unknown dataset {dataset_id!r}; registered: {', '.join(sorted(index))}"
+            f"unknown dataset {dataset_id!r}{hint}; registered: {', '.join(sorted(index))}"
         )
     target = index[dataset_id]
     if isinstance(target, DatasetSpec):
         return target
-    module_name, _, attribute = target.partition(":")
-    spec = getattr(importlib.import_module(module_name), attribute)
+    try:
+        spec = _load_target(target)
+    except PluginError as err:
+        raise PluginError(f"the plug-in of dataset {dataset_id!r} cannot be loaded: {err}") from None
+    if not isinstance(spec, DatasetSpec):
+        raise PluginError(f"the plug-in of dataset {dataset_id!r} ({target!r}) is a {type(spec).__name__}, "
+                          "not a brainres.data.registry.DatasetSpec")
     if spec.id != dataset_id:
         raise BrainresError(f"registry line for {dataset_id!r} points at the spec of {spec.id!r}")
     return spec

@@ -4,20 +4,24 @@ An export of 10,000 stimuli x seeds x occlusion levels x steps (and latent
 states) need not fit in memory: :class:`StreamingWriter` creates the file with
 every coordinate and attribute up front, takes the data in slices as they are
 computed, and only when closed validates the file and renames it into place.
-Until then the target path is untouched; a failure removes the partial file.
+Until then the target path is untouched; a failure removes the partial file,
+and one left by a killed process carries :data:`brainres.data.io.TEMP_TAG` in
+its name so that the next run of the folder removes it. The finished file gets
+the permissions the user's umask allows.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import h5netcdf
 import numpy as np
 import xarray as xr
 
-from brainres.data.io import ENGINE, _encode_attrs, encode_for_netcdf, open_netcdf
+from brainres.data.io import (
+    ENGINE, _encode_attrs, _writing, apply_umask, encode_for_netcdf, open_netcdf, temporary_file,
+)
 from brainres.errors import BrainresError
 
 
@@ -48,15 +52,14 @@ class StreamingWriter:
     def __init__(self, path, coords: xr.Dataset, variables: dict, validate_kind: str | None = None):
         self.path = Path(path)
         self.validate_kind = validate_kind
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".nc")
-        os.close(handle)
-        self.tmp = Path(tmp)
+        self.tmp = temporary_file(self.path.parent, self.path.name, ".nc")
+        self._file = None
         self._dims = dict(coords.sizes)
         self._variables = {}
         try:
-            encode_for_netcdf(coords).to_netcdf(self.tmp, engine=ENGINE, mode="w")
-            self._file = h5netcdf.File(self.tmp, "a")
+            with _writing(self.path):
+                encode_for_netcdf(coords).to_netcdf(self.tmp, engine=ENGINE, mode="w")
+                self._file = h5netcdf.File(self.tmp, "a")
             for name, (dims, dtype, attrs) in variables.items():
                 missing = [d for d in dims if d not in self._dims]
                 if missing:
@@ -86,7 +89,8 @@ class StreamingWriter:
         if unknown:
             raise BrainresError(f"variable {name!r} has no dimension(s) {sorted(unknown)}")
         index = tuple(where.get(d, slice(None)) for d in dims)
-        self._file.variables[name][index] = np.asarray(values).astype(stored)
+        with _writing(self.path):
+            self._file.variables[name][index] = np.asarray(values).astype(stored)
 
     def add(self, name: str, dims, values, attrs: dict | None = None) -> None:
         """Create a variable and write it whole (for small per-seed summaries)."""
@@ -97,13 +101,18 @@ class StreamingWriter:
     def close(self) -> Path:
         """Finish: validate the file and move it into place."""
         try:
-            self._file.close()
+            with _writing(self.path):
+                self._file.close()
             if self.validate_kind:
                 from brainres.data.schema import validate
 
                 with open_netcdf(self.tmp) as written:
                     validate(written, self.validate_kind, source=str(self.path))
-            os.replace(self.tmp, self.path)
+            with _writing(self.path):
+                with open(self.tmp, "rb") as written:
+                    os.fsync(written.fileno())
+                apply_umask(self.tmp)
+                os.replace(self.tmp, self.path)
         except BaseException:
             self._discard()
             raise
@@ -111,8 +120,9 @@ class StreamingWriter:
 
     def _discard(self):
         try:
-            self._file.close()
-        except Exception:  # already closed or never opened
+            if self._file is not None:
+                self._file.close()
+        except Exception:  # already closed
             pass
         if self.tmp.exists():
             self.tmp.unlink()

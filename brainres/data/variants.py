@@ -63,9 +63,9 @@ def combine_variants(exports: dict[str, xr.Dataset]) -> xr.Dataset:
         else:
             combined = combined.assign_coords({name: ("variant", np.array([np.nan if v is None else v for v in values],
                                                                           dtype=float))})
-    first = datasets[0].attrs
-    combined.attrs = {key: first[key] for key in ("brainres_kind", "model_family", "brainres_version",
-                                                   "training_data") if key in first}
+    # attributes every variant shares stay (concat drops conflicting ones); per-variant ones move to coordinates
+    for key in ("config", "config_hash", "pressures", "variant", "variant_tags"):
+        combined.attrs.pop(key, None)
     combined.attrs.update(pressures={}, config_hash=canonical_hash([ds.attrs.get("config_hash", "") for ds in datasets]),
                           variant_configs={label: ds.attrs.get("config", {}) for label, ds in exports.items()},
                           dropped_variables=dropped)

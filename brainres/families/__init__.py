@@ -2,10 +2,11 @@
 
 ``"family-id": "folder:FAMILY"``; a family's folder is imported only when it is
 used. Image families (the lattice, any user's ``nn.Module``) declare a
-:class:`brainres.families.base.ImageFamily`; training, export, pipelines and
-reports reach them only through it. The ELM, plasticity and seqpar modules
-beside them are trained through ``brainres family`` (``docs/elm.md``,
-``docs/plasticity.md``, ``docs/seqpar.md``).
+:class:`brainres.families.base.ImageFamily` and share one trainer and exporter;
+task families (ELM, grow/prune plasticity, sequential/parallel autoencoders)
+declare a :class:`brainres.families.base.TaskFamily` and train and measure
+themselves. Training, export, pipelines and reports reach every family only
+through its declaration.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ INDEX = {
     "lattice": "lattice:FAMILY",
     "torch": "torch_module:FAMILY",
     "elm": "elm:FAMILY",
+    "plasticity": "plasticity:FAMILY",
+    "seqpar": "seqpar:FAMILY",
 }
 
 

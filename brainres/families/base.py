@@ -52,6 +52,8 @@ class ImageFamily:
         ``code_files(settings, location) -> list of Path``: user code whose
         contents are part of the task hashes (brainres's own sources are
         always hashed).
+    example : dict
+        Settings of a tiny network for the shared checks every family passes.
     """
 
     id: str
@@ -63,6 +65,7 @@ class ImageFamily:
     describe: Callable[[dict], str]
     pressures: Callable[[dict], dict] = lambda record: {}
     code_files: Callable[[dict, dict], list[Path]] = lambda settings, location: []
+    example: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -102,8 +105,10 @@ class TaskFamily:
         Its settings (a :class:`brainres.settings.Settings` dataclass): the
         ``[model.<id>]`` table of a pipeline.
     train : callable
-        ``train(config, seed, *, run_dir=None, parent=None, progress=False, label=None) -> TaskRun``:
-        seeded, resumable from ``run_dir``'s checkpoint; ``parent`` is the
+        ``train(config, seed, *, run_dir=None, parent=None, progress=False, label=None,
+        stop_after_epoch=None) -> TaskRun``: seeded (the same seed gives the same
+        weights), resumable from ``run_dir``'s checkpoint after every epoch
+        (``stop_after_epoch`` interrupts on purpose); ``parent`` is the
         :class:`TaskRun` a variant continues from.
     load : callable
         ``load(config, run_dir) -> TaskRun``: a finished run, rebuilt from its folder.
@@ -115,6 +120,9 @@ class TaskFamily:
     sweeps : dict
         ``name -> expand(config, options) -> list of Variant``: named ways to
         turn a ``[model.sweep]`` table into variants (a budget line, a list of widths).
+    example : dict
+        Settings of a tiny configuration that trains in a second or two: the
+        shared checks every family passes (``tests/families/test_every_family.py``) use it.
     """
 
     id: str
@@ -125,3 +133,4 @@ class TaskFamily:
     measure: Callable
     describe: Callable
     sweeps: dict = dataclasses.field(default_factory=dict)
+    example: dict = dataclasses.field(default_factory=dict)

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 from pathlib import Path
 
 import torch
 
-from brainres.errors import BrainresError
+from brainres.errors import BrainresError, ProblemsError
 from brainres.pipeline.config import ModelSpec, Pipeline, PipelineError
 from brainres.pipeline.sources import Source, file_digest, load_stimuli, resolve_source
 from brainres.settings import SettingsError
@@ -65,6 +64,10 @@ class _Problems:
         self.items = []
 
     def add(self, where: str, err) -> None:
+        if isinstance(err, ProblemsError) and not err.where and len(err.problems) > 1:
+            for problem in err.problems:  # one line per problem, not a list inside a list
+                self.add(where, problem)
+            return
         text = str(err)
         self.items.append(text if text.startswith(where) else f"{where}: {text}")
 
@@ -112,6 +115,7 @@ def _probe(model: torch.nn.Module, in_channels: int, size: int, n_classes: int) 
         variables.add("mean_entropy_threshold_step")
     if out.latents:
         variables.add("latent")
+        variables |= {f"latent:{name}" for name in out.latents}  # the layers a comparison may name
     return variables
 
 
@@ -141,21 +145,24 @@ def _check_image_model(spec: ModelSpec, where: str, pipeline: Pipeline, stimuli:
     if in_channels is None:
         raise PipelineError(f"{where}.in_channels: needed for a model brought as checkpoints (1 grey, 3 colour)")
     table = f"{where} [model.{family.settings_table}]" if family.settings_table else where
-    try:
-        settings, location = family.settings(spec.settings, in_channels=in_channels, n_classes=len(classes),
-                                             folder=pipeline.folder)
-    except SettingsError as err:
-        raise PipelineError(f"{table}: {err}") from None
-    except BrainresError as err:
-        raise PipelineError(f"{where}: {err}") from None
-    record = {"family": spec.family, "settings": settings, "classes": classes, "in_channels": int(in_channels),
-              "image_size": spec.image_size}
+    found = []  # the family's settings and the training settings are both checked, and reported together
     device = device or spec.device
     if spec.data is not None:
         try:
             TrainConfig.from_dict({**spec.training, "seed": spec.seeds[0], "device": device})
         except SettingsError as err:
-            raise PipelineError(f"{where} [model.training]: {err}") from None
+            found.append(f"{where} [model.training]: {err}")
+    try:
+        settings, location = family.settings(spec.settings, in_channels=in_channels, n_classes=len(classes),
+                                             folder=pipeline.folder)
+    except SettingsError as err:
+        found.insert(0, f"{table}: {err}")
+    except BrainresError as err:
+        found.insert(0, f"{where}: {err}")
+    if found:
+        raise PipelineError(found)
+    record = {"family": spec.family, "settings": settings, "classes": classes, "in_channels": int(in_channels),
+              "image_size": spec.image_size}
     files = family.code_files(settings, location)
     code = hashlib.sha256("".join(f"{f.name}:{file_digest(f)}\n" for f in files).encode()).hexdigest() if files else ""
     size = spec.image_size or (_size_of(training_stimuli) if training_stimuli is not None else None)
@@ -248,31 +255,87 @@ def _check_task_model(spec: ModelSpec, where: str) -> CheckedModel:
     return CheckedModel(spec=spec, where=where, seeds=spec.seeds, variants=tuple(checked))
 
 
+def check_comparison_options(plugin, options: dict, where: str, problems: _Problems) -> dict | None:
+    """A comparison's options against the plug-in's parameters and declared rules (``Comparison.options``).
+
+    Unknown options (with the closest name), missing required ones, and every
+    value its rule refuses (type, range, finiteness, choices) are added to
+    ``problems``, each naming ``where.options.<key>``. Returns every option with
+    defaults filled in, or None when something is wrong.
+    """
+    try:
+        return plugin.check_options(options)
+    except SettingsError as err:
+        for problem in err.problems:
+            key, sep, rest = problem.partition(": ")
+            if sep and key in plugin.parameters():
+                problems.add(f"{where}.options.{key}", rest)
+            else:
+                problems.add(f"{where}.options", problem)
+        return None
+
+
+def _check_levels(plugin, options: dict, comparison, export, where: str, problems: _Problems) -> None:
+    """The occlusion levels the comparison reads must be among the export's."""
+    if export is None:
+        return
+    exported = [float(level) for level in export.occlusion]
+    missing = [level for level in plugin.needed_levels(options) if level not in exported]
+    if missing:
+        if "occlusion" in comparison.options:
+            where, why = f"{where}.options.occlusion", ""
+        elif "occlusion" in plugin.parameters():
+            why = " (option occlusion, default 0.0: the unoccluded images humans saw)"
+        else:
+            why = " (the unoccluded level is its baseline)"
+        problems.add(where, f"reads occlusion level(s) {missing}{why}, but the [[export]] of {comparison.model!r} "
+                            f"on {comparison.stimuli!r} has levels {exported}")
+
+
+def _check_data(plugin, source, where: str, problems: _Problems) -> None:
+    """The data a comparison reads: of a kind the plug-in takes; a user's file read (and checked) now."""
+    kinds = plugin.data_kind if isinstance(plugin.data_kind, tuple) else (plugin.data_kind,)
+    if source is None or plugin.data_kind is None:
+        return
+    try:
+        if source.kind == "registered":
+            from brainres.data.registry import get_spec
+
+            kind = get_spec(source.ref).kind
+        elif source.kind == "table":
+            from brainres.pipeline.sources import load_data
+
+            load_data(source)  # the readers' checks (units, duplicates, separators) before any training
+            kind = "human_trials"
+        elif source.kind == "netcdf":
+            from brainres.data.io import open_netcdf
+            from brainres.data.schema import validate
+
+            with open_netcdf(source.path) as opened:
+                kind = opened.attrs.get("brainres_kind")
+                if kind is None:
+                    problems.add(f"{where}.data", f"{source.path} has no attribute brainres_kind; {plugin.id} takes "
+                                                  f"{' or '.join(kinds)} data (brainres validate FILE --kind KIND)")
+                    return
+                if kind in kinds:
+                    validate(opened, kind, source=source.path)
+        else:
+            return
+    except BrainresError as err:
+        problems.add(f"{where}.data", err)
+        return
+    if kind not in kinds:
+        problems.add(f"{where}.data", f"{source.ref!r} is {kind} data; {plugin.id} takes {' or '.join(kinds)}")
+
+
 def _check_comparison(index: int, comparison, checked: CheckedModel, export, problems: _Problems) -> None:
     from brainres.compare import get_comparison
 
     where = f"[[comparison]] #{index + 1} ({comparison.kind})"
     plugin = get_comparison(comparison.kind)
-    signature = inspect.signature(plugin.run)
-    parameters = list(signature.parameters.values())[2:]
-    known = {p.name: p for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    for key in sorted(set(comparison.options) - set(known)):
-        import difflib
-
-        close = difflib.get_close_matches(key, sorted(known), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        problems.add(f"{where}.options", f"unknown option {key!r}{hint}; {comparison.kind} takes "
-                                         f"{', '.join(sorted(known))}")
-    for key, value in comparison.options.items():
-        parameter = known.get(key)
-        if parameter is None or parameter.default is inspect.Parameter.empty or parameter.default is None:
-            continue
-        expected = type(parameter.default)
-        numeric = expected in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not (isinstance(value, expected) or numeric) or (expected is int and isinstance(value, float)):
-            problems.add(f"{where}.options.{key}", f"expected {expected.__name__} (default {parameter.default!r}), "
-                                                   f"got {value!r}")
-    options = {name: p.default for name, p in known.items()} | comparison.options
+    options = check_comparison_options(plugin, comparison.options, where, problems)
+    if options is None:
+        return
     if checked.variants:  # a task family's variables are known once it has measured itself
         return
     needed = plugin.requires(options) if plugin.requires else ()
@@ -289,11 +352,21 @@ def _check_comparison(index: int, comparison, checked: CheckedModel, export, pro
                                                          " (and the model must return 'latents')"))
         others = [m for m in missing if m != "latent"]
         if others:
-            problems.add(where, f"model {comparison.model!r} will not export {others} (a model without halting "
-                                f"probabilities has no halting readouts); its readouts: {readouts or 'none'}")
+            key = ".options.readout" if options.get("readout") in others else ""
+            problems.add(where + key, f"model {comparison.model!r} will not export {others} (a model without "
+                                      f"halting probabilities has no halting readouts); its readouts: "
+                                      f"{readouts or 'none'}")
     if export is not None and plugin.min_occlusion_levels > len(export.occlusion):
         problems.add(where, f"needs at least {plugin.min_occlusion_levels} occlusion levels in the [[export]] of "
                             f"{comparison.model!r} on {comparison.stimuli!r} (it has {list(export.occlusion)})")
+    _check_levels(plugin, options, comparison, export, where, problems)
+    layers = sorted(v.partition(":")[2] for v in checked.variables if v.startswith("latent:"))
+    wanted = options.get("layer")
+    if layers and wanted not in (None, "all") and "latent" in needed:
+        unknown = [name for name in ([wanted] if isinstance(wanted, str) else list(wanted)) if name not in layers]
+        if unknown:
+            problems.add(f"{where}.options.layer", f"model {comparison.model!r} has no latent layer(s) {unknown}; "
+                                                   f"its layers: {layers}")
 
 
 def check_pipeline(pipeline: Pipeline, *, device: str | None = None) -> CheckedPipeline:
@@ -343,10 +416,19 @@ def check_pipeline(pipeline: Pipeline, *, device: str | None = None) -> CheckedP
                                         where=f"{where}.data")
             except BrainresError as err:
                 problems.add(where, err)
+            else:
+                from brainres.compare import get_comparison
+
+                _check_data(get_comparison(comparison.kind), source, where, problems)
         data_sources.append(source)
         model = models.get(comparison.model)
+        export = exports.get((comparison.model, comparison.stimuli))
         if model is not None:
-            _check_comparison(index, comparison, model, exports.get((comparison.model, comparison.stimuli)), problems)
+            _check_comparison(index, comparison, model, export, problems)
+        else:  # the model has problems of its own; the options are checked all the same
+            from brainres.compare import get_comparison
+
+            check_comparison_options(get_comparison(comparison.kind), comparison.options, where, problems)
     described = {d.path for d in pipeline.datasets}
     used = {m.data for m in pipeline.models} | {e.stimuli for e in pipeline.exports} | \
         {c.data for c in pipeline.comparisons} | {m.classes for m in pipeline.models if isinstance(m.classes, str)}

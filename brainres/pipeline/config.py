@@ -330,12 +330,13 @@ def _parse_export(table, where: str, problems: list, models: dict) -> ExportSpec
                       entropy_threshold=threshold or 0.5)
 
 
-def parse_pipeline(raw: dict, source: str = "<pipeline>", folder=None) -> Pipeline:
+def parse_pipeline(raw: dict, source: str = "<pipeline>", folder=None, *, allow_empty: bool = False) -> Pipeline:
     """Check a pipeline mapping (parsed TOML) and return a :class:`Pipeline`.
 
     ``folder`` is where relative paths (data, stimuli, checkpoints, measures,
     the factory's module) are found: the pipeline file's folder, or the
-    working directory for a mapping built in Python.
+    working directory for a mapping built in Python. ``allow_empty`` lets a
+    pipeline have no comparison (``brainres train`` checks one model that way).
     """
     problems: list[str] = []
     top = _Reader(raw, source, problems)
@@ -415,7 +416,7 @@ def parse_pipeline(raw: dict, source: str = "<pipeline>", folder=None) -> Pipeli
         problems.append(f"[[dataset]]: each path may be described once, got {paths}")
     if not models:
         problems.append("the pipeline has no [[model]]: there is nothing to run")
-    elif not comparisons:
+    elif not comparisons and not allow_empty:
         problems.append("the pipeline has no [[comparison]]: its report would be empty")
     if problems:
         raise PipelineError(problems, source)

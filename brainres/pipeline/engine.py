@@ -3,8 +3,10 @@
 The task graph is the same either way (train one seed -> export that seed on
 one stimulus set -> one comparison over all seeds). Each task writes its own
 outputs atomically into a folder named by its hash and marks completion with
-``done.json``, so a worker that crashes or is killed loses only its own task:
-Dask reschedules it, and a later rerun does only what is missing.
+``done.json`` (which records the SHA-256 of each output file), so a worker that
+crashes or is killed loses only its own task: Dask reschedules it, and a later
+rerun does only what is missing, plus any task whose outputs no longer match
+their checksums (:func:`triage` says which and why).
 
 Executors
 ---------
@@ -46,9 +48,10 @@ def execute_task(task: Task, tasks: dict, threads: int, progress: bool = False, 
     started = time.perf_counter()
     summary = RUNNERS[task.kind](task, tasks, progress)
     seconds = time.perf_counter() - started
+    # the checksum of every output: a later run reuses the task only if its files still match
     atomic_write_text(task.done_path, json.dumps(
         {"hash": task.hash, "key": task.key, "spec": task.spec, "seconds": seconds, "finished": now(),
-         "summary": summary}, indent=2, default=str))
+         "summary": summary, "files": task.outputs()}, indent=2, default=str))
     return {"task": task.key, "hash": task.hash, "status": "ran", "seconds": round(seconds, 2)}
 
 
@@ -57,32 +60,64 @@ def _say(message: str, quiet: bool):
         print(message, file=sys.stderr, flush=True)
 
 
-def run_in_process(tasks: list[Task], *, threads: int = 1, progress: bool = True, quiet: bool = False) -> list[dict]:
+def triage(tasks: list[Task], *, quiet: bool = False) -> dict[str, tuple[str, str]]:
+    """Check every task once: finished (outputs verified), missing, or changed since it finished.
+
+    The outputs of a changed task (a file edited, truncated or removed after
+    its ``done.json`` was written) are discarded, and the reason is said: it
+    runs again from nothing.
+    """
+    states = {}
+    for task in tasks:
+        state, detail = task.check()
+        if state == "changed":
+            _say(f"{task.key}: finished earlier, but {detail}; running it again", quiet)
+            task.discard()
+        states[task.key] = (state, detail)
+    return states
+
+
+def _reused(task: Task, detail: str) -> dict:
+    record = {"task": task.key, "hash": task.hash, "status": "reused"}
+    if detail:
+        record["note"] = detail
+    return record
+
+
+def run_in_process(tasks: list[Task], *, threads: int = 1, progress: bool = True, quiet: bool = False,
+                   states: dict | None = None) -> list[dict]:
     """Run the tasks that are not done, in dependency order, in this process."""
+    states = triage(tasks, quiet=quiet) if states is None else states
     by_key = {t.key: t for t in tasks}
     records = []
     for number, task in enumerate(tasks, start=1):
         label = f"[{number}/{len(tasks)}] {task.key}"
-        if task.is_done():
-            _say(f"{label}: finished earlier, reused", quiet)
-            records.append({"task": task.key, "hash": task.hash, "status": "reused"})
+        state, detail = states[task.key]
+        if state == "done":
+            _say(f"{label}: finished earlier, reused" + (f" ({detail})" if detail else ""), quiet)
+            records.append(_reused(task, detail))
             continue
         _say(f"{label}: running", quiet)
         record = execute_task(task, by_key, threads, progress)
+        if state == "changed":
+            record["note"] = f"ran again: {detail}"
         _say(f"{label}: done in {record['seconds']:.1f} s", quiet)
         records.append(record)
     return records
 
 
-def run_on_dask(tasks: list[Task], client, *, threads: int = 1, quiet: bool = False) -> list[dict]:
+def run_on_dask(tasks: list[Task], client, *, threads: int = 1, quiet: bool = False,
+                states: dict | None = None) -> list[dict]:
     """Submit the tasks that are not done to a Dask client, with their dependencies; wait for all."""
     from distributed import as_completed
 
+    states = triage(tasks, quiet=quiet) if states is None else states
     by_key = {t.key: t for t in tasks}
     futures, records = {}, {}
     for task in tasks:
-        if task.is_done():
-            records[task.key] = {"task": task.key, "hash": task.hash, "status": "reused"}
+        state, detail = states[task.key]
+        if state == "done":
+            records[task.key] = _reused(task, detail)
             continue
         upstream = [futures[d] for d in task.deps if d in futures]
         futures[task.key] = client.submit(execute_task, task, by_key, threads, False, *upstream,
@@ -93,6 +128,8 @@ def run_on_dask(tasks: list[Task], client, *, threads: int = 1, quiet: bool = Fa
     done = len(records)
     for future in as_completed(list(futures.values())):
         record = future.result()  # re-raises a task's error here
+        if states[record["task"]][0] == "changed":
+            record["note"] = f"ran again: {states[record['task']][1]}"
         records[record["task"]] = record
         done += 1
         _say(f"[{done}/{len(tasks)}] {record['task']}: done in {record['seconds']:.1f} s", quiet)
@@ -152,13 +189,12 @@ def run_tasks(tasks: list[Task], *, executor: str = "in-process", workers: int =
               scheduler: str | None = None, slurm: dict | None = None, progress: bool = True,
               quiet: bool = False) -> list[dict]:
     """Run the tasks with the chosen executor; returns one record per task."""
-    if executor == "in-process":
-        return run_in_process(tasks, threads=threads, progress=progress, quiet=quiet)
-    if all(t.is_done() for t in tasks):  # nothing to do: no cluster needed
-        return run_in_process(tasks, threads=threads, progress=progress, quiet=quiet)
+    states = triage(tasks, quiet=quiet)
+    if executor == "in-process" or all(state == "done" for state, _ in states.values()):  # no cluster needed
+        return run_in_process(tasks, threads=threads, progress=progress, quiet=quiet, states=states)
     client, cluster = make_client(executor, workers=workers, scheduler=scheduler, slurm=slurm, threads=threads)
     try:
-        return run_on_dask(tasks, client, threads=threads, quiet=quiet)
+        return run_on_dask(tasks, client, threads=threads, quiet=quiet, states=states)
     finally:
         client.close()
         if cluster is not None:

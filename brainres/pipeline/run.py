@@ -1,4 +1,11 @@
-"""Running a pipeline: check it whole, run its tasks (cached by hash) on an executor, then the report."""
+"""Running a pipeline: check it whole, lock its run folder, run its tasks (cached by hash), then the report.
+
+Nothing runs before the whole pipeline is checked; nothing is written before
+the run folder's lock is held (a second run of the same folder refuses, or
+waits with ``wait=True``); temporary files an interrupted run left are
+removed, and a folder in the run folder that leads outside it is refused,
+before the first task.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from brainres.pipeline.check import check_pipeline
 from brainres.pipeline.config import Pipeline, load_pipeline
 from brainres.pipeline.engine import run_tasks
 from brainres.pipeline.provenance import provenance
+from brainres.pipeline.store import RunLock, prepare_run_folder
 from brainres.pipeline.tasks import build_tasks
 
 
@@ -31,7 +39,7 @@ def check(pipeline, *, device: str | None = None):
 
 def run_pipeline(pipeline, run_dir=None, *, executor: str | None = None, workers: int | None = None,
                  scheduler: str | None = None, device: str | None = None, progress: bool = True,
-                 quiet: bool = False) -> Path:
+                 quiet: bool = False, wait: bool = False) -> Path:
     """Check ``pipeline`` whole, run every task that is not finished yet, then write the report.
 
     Parameters
@@ -56,6 +64,9 @@ def run_pipeline(pipeline, run_dir=None, *, executor: str | None = None, workers
         Progress of training (epoch by epoch) and export.
     quiet : bool
         No status lines on stderr.
+    wait : bool
+        If another run holds ``run_dir``, wait for it to finish (then reuse
+        what it finished) instead of refusing with its process id.
 
     Returns
     -------
@@ -69,18 +80,26 @@ def run_pipeline(pipeline, run_dir=None, *, executor: str | None = None, workers
         print(f"pipeline {pipeline.name}: checked in {time.perf_counter() - started:.1f} s", file=sys.stderr,
               flush=True)
     run_dir = Path(run_dir or Path("runs") / pipeline.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tasks = build_tasks(checked, run_dir)
-    if scheduler:
-        executor = "scheduler"
-    records = run_tasks(tasks, executor=executor or pipeline.executor, workers=workers or pipeline.workers,
-                        threads=pipeline.threads_per_task, scheduler=scheduler, slurm=pipeline.slurm,
-                        progress=progress and not quiet, quiet=quiet)
-    from brainres.pipeline.report import write_run_report
 
-    atomic_write_text(run_dir / "provenance.json",
-                      json.dumps(provenance(checked, tasks, records), indent=2, default=str))
-    report = write_run_report(run_dir)
-    if not quiet:
-        print(f"all {len(tasks)} tasks in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    def say(message):
+        if not quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    with RunLock(run_dir, wait=wait, say=say):
+        tasks = build_tasks(checked, run_dir)
+        removed = prepare_run_folder(run_dir, [t.folder for t in tasks])
+        if removed:
+            say(f"removed {len(removed)} temporary file(s) left by an interrupted run: "
+                + ", ".join(str(p.relative_to(run_dir)) for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
+        if scheduler:
+            executor = "scheduler"
+        records = run_tasks(tasks, executor=executor or pipeline.executor, workers=workers or pipeline.workers,
+                            threads=pipeline.threads_per_task, scheduler=scheduler, slurm=pipeline.slurm,
+                            progress=progress and not quiet, quiet=quiet)
+        from brainres.pipeline.report import write_run_report
+
+        atomic_write_text(run_dir / "provenance.json",
+                          json.dumps(provenance(checked, tasks, records), indent=2, default=str))
+        report = write_run_report(run_dir)
+    say(f"all {len(tasks)} tasks in {time.perf_counter() - started:.1f} s")
     return report

@@ -17,7 +17,9 @@ from pathlib import Path
 import xarray as xr
 
 from brainres.errors import BrainresError
-from brainres.settings import Choice, Integer, Mapping, Optional, Real, Settings, SettingsError, Text, setting
+from brainres.settings import (
+    Boolean, Choice, Integer, Mapping, Optional, Real, Settings, SettingsError, Text, setting,
+)
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt")
 
@@ -33,9 +35,22 @@ class TrialsOptions(Settings):
     columns: dict = setting({}, Mapping(), "brainres name -> your column name (rt, subject, stimulus_id, response, ...)")
     rt_unit: str = setting("s", Choice("s", "ms"), "unit of the RT column")
     sep: str | None = setting(None, Optional(Text()), "field separator (default: tab for .tsv/.tab, else comma)")
+    decimal: str = setting(".", Choice(".", ","), "decimal mark of the RT column")
     min_rt: float | None = setting(None, Optional(Real(low=0)), "exclude faster trials (seconds)")
     max_rt: float | None = setting(None, Optional(Real(low=0)), "exclude slower trials (seconds)")
+    allow_duplicates: bool = setting(False, Boolean(), "accept rows that repeat another row exactly (no trial index)")
+    allow_unusual_rts: bool = setting(False, Boolean(), "accept a median RT outside 0.05 to 30 s")
+    allow_unusable: bool = setting(False, Boolean(), "keep subjects and stimuli whose every trial is a missed response")
     dataset_id: str | None = setting(None, Optional(Text()), "name in reports (default: the file name)")
+
+    def check_together(self) -> None:
+        problems = []
+        if self.sep is not None and len(self.sep) != 1:
+            problems.append(f"sep: expected one character (\"\\t\" for a tab), got {self.sep!r}")
+        if self.min_rt is not None and self.max_rt is not None and self.min_rt >= self.max_rt:
+            problems.append(f"min_rt ({self.min_rt:g} s) must be below max_rt ({self.max_rt:g} s)")
+        if problems:
+            raise SettingsError(problems)
 
 
 @dataclasses.dataclass(frozen=True)

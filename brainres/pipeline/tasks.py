@@ -3,8 +3,10 @@
 Each task has a hash of its own configuration, of the hashes of the tasks it
 depends on and of the sources it runs (brainres's and the user's model
 code); its outputs live in a folder named after that hash, and a ``done.json``
-written last marks it finished. A rerun skips finished tasks, and an
-unfinished training resumes from its last checkpoint.
+written last marks it finished and records the SHA-256 of every output file.
+A rerun skips finished tasks whose outputs still match their checksums
+(:meth:`Task.check`), reruns the others from nothing, and an unfinished
+training resumes from its last checkpoint.
 
 No task knows a family by name: models are reached through the family
 registry and the image-model contract.
@@ -13,6 +15,7 @@ registry and the image-model contract.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -42,10 +45,68 @@ class Task:
     def done_path(self) -> Path:
         return self.folder / DONE
 
+    def check(self) -> tuple[str, str]:
+        """Whether the task is finished: ``("done", "")``, ``("missing", "")`` or ``("changed", what changed)``.
+
+        A finished task's ``done.json`` records the SHA-256 of every output
+        file; each is checked here, so a file edited, truncated or removed
+        since is found and the task is run again (never trusted on its hash
+        alone). A ``done.json`` from before checksums were recorded is
+        accepted as it is (``("done", "not verified ...")``).
+        """
+        try:
+            record = json.loads(self.done_path.read_text())
+        except FileNotFoundError:
+            return "missing", ""
+        except (OSError, ValueError) as err:
+            return "changed", f"its {DONE} is unreadable ({type(err).__name__})"
+        if not isinstance(record, dict) or record.get("hash") != self.hash:
+            return "missing", ""
+        files = record.get("files")
+        if files is None:
+            return "done", "finished before output checksums were recorded; not verified"
+        for name, digest in sorted(files.items()):
+            path = self.folder / name
+            if not path.is_file():
+                return "changed", f"its output {name} is missing"
+            if file_sha256(path) != digest:
+                return "changed", f"its output {name} changed since it was written (SHA-256 mismatch)"
+        return "done", ""
+
     def is_done(self) -> bool:
-        if not self.done_path.exists():
-            return False
-        return json.loads(self.done_path.read_text()).get("hash") == self.hash
+        return self.check()[0] == "done"
+
+    def outputs(self) -> dict[str, str]:
+        """SHA-256 of every output file of the task's folder (not ``done.json``, not temporary files)."""
+        return output_checksums(self.folder)
+
+    def discard(self) -> None:
+        """Remove the outputs of an earlier, damaged attempt, so the task starts from nothing."""
+        if self.folder is None or not self.folder.is_dir():
+            return
+        for path in sorted(self.folder.rglob("*"), reverse=True):
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+            elif path.is_dir():
+                path.rmdir()
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def output_checksums(folder) -> dict[str, str]:
+    """Relative path -> SHA-256 of every regular file under ``folder`` except ``done.json`` and temporaries."""
+    from brainres.data.io import is_temporary
+
+    folder = Path(folder)
+    return {path.relative_to(folder).as_posix(): file_sha256(path)
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not path.is_symlink() and path.name != DONE and not is_temporary(path.name)}
 
 
 def _family_sources(family: str | None) -> tuple[str, ...]:

@@ -26,11 +26,17 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # SVG text stays text (searchable, small) and the same figure gives the same bytes.
+    matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "brainres"})
     return plt
 
 
-def draw(figure: xr.Dataset) -> bytes:
-    """Render one figure dataset to PNG bytes."""
+def draw(figure: xr.Dataset, format: str = "png") -> bytes:
+    """Render one figure dataset to PNG (or SVG) bytes.
+
+    The annotation (the estimate and its interval) is set below the axes, so
+    neither the data nor the legend can hide it.
+    """
     kind = figure.attrs.get("figure")
     if kind not in DRAWERS:
         raise ValueError(f"unknown figure kind {kind!r}; kinds are {sorted(DRAWERS)}")
@@ -41,15 +47,25 @@ def draw(figure: xr.Dataset) -> bytes:
         ax.set_xlabel(figure.attrs.get("x_label", ""))
         ax.set_ylabel(figure.attrs.get("y_label", ""))
         ax.set_title(figure.attrs.get("title", ""), fontsize=10)
-        if figure.attrs.get("annotation"):
-            ax.text(0.02, 0.98, figure.attrs["annotation"], transform=ax.transAxes, va="top", fontsize=8,
-                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"})
         fig.tight_layout()
+        if figure.attrs.get("annotation"):
+            ax.annotate(figure.attrs["annotation"], xy=(0, -0.18), xycoords="axes fraction", va="top", fontsize=8)
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
+        fig.savefig(buffer, format=format, dpi=100, bbox_inches="tight", metadata={"Date": None}
+                    if format == "svg" else None)
         return buffer.getvalue()
     finally:
         plt.close(fig)
+
+
+def figure_table(figure: xr.Dataset):
+    """The data a figure is drawn from, as a tidy table (the CSV beside it in the report)."""
+    table = figure.drop_attrs().to_dataframe().reset_index() if figure.data_vars else None
+    if table is None:
+        import pandas as pd
+
+        return pd.DataFrame()
+    return table
 
 
 def _scatter(ax, figure):
@@ -89,7 +105,7 @@ def _lines(ax, figure):
     if figure.attrs.get("x_scale") == "log":
         ax.set_xscale("log")
     if len(series) > 1 or "ceiling_low" in figure.attrs:
-        ax.legend(fontsize=7, frameon=False)
+        ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
 
 
 DRAWERS = {"scatter": _scatter, "lines": _lines}

@@ -1,4 +1,11 @@
-"""The self-contained HTML report of a run: figures embedded, tables, sentences, methods, provenance."""
+"""The self-contained HTML report of a run: findings first, then each comparison, methods, provenance.
+
+One file that works opened from disk, offline: figures are inline SVG, and the
+data behind each figure and each results table is a CSV download embedded in
+the page. The page starts with a summary table (one row per headline estimate,
+with its interval, ceiling, n and any warning), then one section per
+comparison whose heading names the comparison, model, readout and data.
+"""
 
 from __future__ import annotations
 
@@ -8,41 +15,38 @@ import json
 from pathlib import Path
 
 from brainres.data.io import atomic_write_text
-from brainres.report.figures import draw
-from brainres.report.text import apa_sentence
+from brainres.report.figures import draw, figure_table
+from brainres.report.text import apa_sentence, number
 
 STYLE = """
-body { font-family: Georgia, serif; max-width: 60rem; margin: 2rem auto; color: #222; line-height: 1.45; }
+body { font-family: Georgia, serif; max-width: 62rem; margin: 1.5rem auto; padding: 0 1rem; color: #222;
+       line-height: 1.45; }
 h1, h2, h3 { font-family: Helvetica, Arial, sans-serif; }
-table { border-collapse: collapse; font-size: 0.8rem; margin: 0.5rem 0 1rem; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.2rem 0.5rem; text-align: right; vertical-align: top; }
-td:first-child { min-width: 16rem; }
-.table { overflow-x: auto; }
+h3 { border-top: 1px solid #ddd; padding-top: 1rem; }
+table { border-collapse: collapse; font-size: 0.78rem; margin: 0.5rem 0 1rem; width: 100%; table-layout: auto; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.2rem 0.4rem; text-align: right; vertical-align: top;
+         white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
-figure { margin: 0.5rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+td.label { text-align: left; white-space: normal; overflow-wrap: anywhere; width: 60%; }
+figure { margin: 0.5rem 0; max-width: 34rem; } figure svg { width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.85rem; color: #444; }
 .note { background: #fff6dd; padding: 0.4rem 0.7rem; border-left: 3px solid #e0b000; }
-pre { background: #f6f6f6; padding: 0.6rem; overflow-x: auto; font-size: 0.75rem; }
+.warning { color: #8a4b00; }
+.download { font-size: 0.8rem; }
+pre { background: #f6f6f6; padding: 0.6rem; overflow-x: auto; font-size: 0.72rem; }
+@media (max-width: 900px) { .optional { display: none; } }
 """
 
-TABLE_COLUMNS = ("label", "statistic", "estimate", "ci_low", "ci_high", "interval", "p_value", "n", "n_resamples",
-                 "seed", "resampled")
+# Results-table columns, in order; `optional` ones are hidden on narrow screens (they stay in the CSV).
+COLUMNS = (("label", "result", False), ("estimate", "estimate", False), ("ci", "95% CI", False),
+           ("p_value", "p", False), ("n", "n", False), ("interval", "method", True), ("n_resamples", "resamples", True),
+           ("resampled", "resampled", True), ("seed", "seed", True))
 
 
-def _table(result) -> str:
-    table = result.table()
-    columns = [c for c in TABLE_COLUMNS if c in table.columns] + [
-        c for c in table.columns if c not in TABLE_COLUMNS + ("comparison", "ci_level", "method")]
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    rows = []
-    for _, row in table.iterrows():
-        cells = []
-        for column in columns:
-            value = row[column]
-            if isinstance(value, float):
-                value = "" if value != value else f"{value:.4g}"
-            cells.append(f"<td>{html.escape(str(value))}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<div class='table'><table><tr>{head}</tr>{''.join(rows)}</table></div>"
+def _csv_link(frame, filename: str, text: str) -> str:
+    data = base64.b64encode(frame.to_csv(index=False).encode()).decode("ascii")
+    return (f'<a class="download" download="{html.escape(filename)}" '
+            f'href="data:text/csv;base64,{data}">{html.escape(text)}</a>')
 
 
 def _unit(result) -> str:
@@ -52,33 +56,116 @@ def _unit(result) -> str:
     return "trials" if result.statistic.startswith("mixed_model") else "stimuli"
 
 
-def _figure(name, figure) -> str:
-    png = base64.b64encode(draw(figure)).decode("ascii")
+def _interval(result) -> str:
+    if result.ci_low != result.ci_low:  # NaN: no interval
+        return ""
+    return f"[{number(result.ci_low)}, {number(result.ci_high)}]"
+
+
+def heading(comparison) -> str:
+    """A heading that names the comparison, the model, its readout and the data."""
+    inputs = comparison.inputs
+    parts = [comparison.comparison]
+    if inputs.get("model"):
+        model = f"model '{inputs['model']}'"
+        if inputs.get("stimuli"):
+            model += f" on {inputs['stimuli']}"
+        parts.append(model)
+    if inputs.get("readout"):
+        parts.append(f"readout {str(inputs['readout']).replace('_', ' ')}")
+    if inputs.get("measure"):
+        parts.append(f"measure {str(inputs['measure']).replace('_', ' ')}")
+    if inputs.get("data"):
+        parts.append(f"vs {inputs['data']}")
+    return ": ".join(parts[:1]) + (" — " + ", ".join(parts[1:]) if len(parts) > 1 else "")
+
+
+def headline_results(comparison) -> list:
+    """The results a comparison marks as its findings (``extra["headline"]``), else its first one."""
+    marked = [r for r in comparison.results if r.extra.get("headline")]
+    return marked or comparison.results[:1]
+
+
+def _summary(comparisons) -> str:
+    rows = []
+    for comparison in comparisons:
+        warnings = "; ".join(comparison.notes[:2]) if comparison.notes else ""
+        for result in headline_results(comparison):
+            ceiling = result.extra.get("ceiling")
+            ceiling = "" if ceiling is None or ceiling != ceiling else number(float(ceiling))
+            rows.append(
+                f"<tr><td class='label'>{html.escape(heading(comparison))}<br><small>"
+                f"{html.escape(str(result.extra.get('label', result.statistic)))}</small></td>"
+                f"<td>{number(result.estimate)}</td><td>{_interval(result)}</td><td>{ceiling}</td>"
+                f"<td>{result.n or ''} {html.escape(_unit(result)) if result.n else ''}</td>"
+                f"<td class='warning'>{html.escape(str(result.extra.get('warning', '')) or warnings)}</td></tr>")
+    return ("<table><tr><th>finding</th><th>estimate</th><th>95% CI</th><th>ceiling</th><th>n</th>"
+            f"<th>warnings</th></tr>{''.join(rows)}</table>")
+
+
+def _table(comparison, index: int) -> str:
+    head = "".join(f"<th class='{'optional' if optional else ''}'>{html.escape(title)}</th>"
+                   for _, title, optional in COLUMNS)
+    rows = []
+    for result in comparison.results:
+        cells = []
+        for key, _, optional in COLUMNS:
+            if key == "label":
+                value = result.extra.get("label", result.statistic)
+            elif key == "estimate":
+                value = number(result.estimate)
+            elif key == "ci":
+                value = _interval(result)
+            elif key == "p_value":
+                value = "" if result.p_value != result.p_value else number(result.p_value, bounded=True, digits=3)
+            elif key == "resampled":
+                value = "+".join(result.resampled)
+            elif key == "n_resamples":
+                value = f"{result.n_resamples:,}" if result.n_resamples else ""
+            else:
+                value = getattr(result, key)
+                value = "" if value is None else value
+            css = "label" if key == "label" else ("optional" if optional else "")
+            cells.append(f"<td class='{css}'>{html.escape(str(value))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    link = _csv_link(comparison.table(), f"{comparison.comparison}-{index}-results.csv",
+                     "download every column (CSV)")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table><p>{link}</p>"
+
+
+def _figure(name: str, figure, filename: str) -> str:
+    svg = draw(figure, format="svg").decode("utf-8")
+    svg = svg[svg.index("<svg"):]  # drop the XML prologue: the SVG is inline
     caption = html.escape(figure.attrs.get("caption", name))
-    return (f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{png}">'
-            f"<figcaption>{caption}</figcaption></figure>")
+    link = _csv_link(figure_table(figure), filename, "figure data (CSV)")
+    return f"<figure>{svg}<figcaption>{caption} {link}</figcaption></figure>"
 
 
 def render_report(*, title: str, comparisons, methods: list[str], provenance: dict) -> str:
-    """The report as one HTML string (figures embedded as base64 PNG)."""
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+    """The report as one HTML string."""
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>",
              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
+    if comparisons:
+        parts.append("<h2>Summary</h2>")
+        parts.append(_summary(comparisons))
     parts.append("<h2>Results</h2>")
-    for result in comparisons:
-        parts.append(f"<h3>{html.escape(result.title)}</h3>")
-        for note in result.notes:
+    for index, comparison in enumerate(comparisons):
+        parts.append(f"<h3 id='comparison-{index}'>{html.escape(heading(comparison))}</h3>")
+        parts.append(f"<p><em>{html.escape(comparison.title)}</em></p>")
+        for note in comparison.notes:
             parts.append(f"<p class='note'>{html.escape(note)}</p>")
-        for name, figure in result.figures.items():
-            parts.append(_figure(name, figure))
-        sentences = [f"<li>{html.escape(r.extra.get('label', r.statistic))}: {apa_sentence(r, unit=_unit(r))}</li>"
-                     for r in result.results]
+        for name, figure in comparison.figures.items():
+            parts.append(_figure(name, figure, f"{comparison.comparison}-{index}-{name}.csv"))
+        sentences = [f"<li>{html.escape(str(r.extra.get('label', r.statistic)))}: {apa_sentence(r, unit=_unit(r))}</li>"
+                     for r in comparison.results]
         parts.append(f"<ul>{''.join(sentences)}</ul>")
-        parts.append(_table(result))
+        parts.append(_table(comparison, index))
     parts.append("<h2>Methods</h2>")
     parts.extend(f"<p>{html.escape(paragraph)}</p>" for paragraph in methods)
-    parts.extend(f"<p>{html.escape(r.methods)}</p>" for r in comparisons if r.methods)
-    parts.append("<h2>Provenance</h2>")
-    parts.append(f"<pre>{html.escape(json.dumps(provenance, indent=2, default=str))}</pre>")
+    parts.extend(f"<p>{html.escape(c.methods)}</p>" for c in comparisons if c.methods)
+    parts.append("<h2>Provenance</h2><details><summary>software, configuration, data checksums, seeds, tasks</summary>")
+    parts.append(f"<pre>{html.escape(json.dumps(provenance, indent=2, default=str))}</pre></details>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

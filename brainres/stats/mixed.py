@@ -1,34 +1,34 @@
 """Trial-level linear mixed models of reaction time on per-stimulus model measures.
 
 The model is ``(log) rt ~ 1 + measure [+ more measures]`` with crossed random
-intercepts for subject and stimulus, fitted with statsmodels' ``MixedLM``.
-statsmodels fits crossed effects as variance components inside one group that
-holds every trial (``groups`` all ones, ``vc_formula`` one entry per factor).
+intercepts for subject and stimulus (optionally random slopes of the measures
+by subject), fitted by (RE)ML as lme4 fits it: the profiled deviance is
+minimised over the relative covariance parameters, with the penalised
+least-squares solve done by blocks (see :mod:`brainres.stats.mixed_fit`).
+Estimates, standard errors and variance components equal lme4's ``lmer`` to
+better than 1e-4 (tests), and the fit is faster than ``lmer``'s (benchmarks).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-import warnings
 
 import numpy as np
 import pandas as pd
-import threadpoolctl
 import xarray as xr
 from scipy import stats as sps
 
 from brainres.errors import BrainresError, StimulusMismatchError
+from brainres.stats.mixed_fit import CrossedModel, Factor
 from brainres.stats.result import StatResult
-
 
 class MixedModelError(BrainresError, ValueError):
     """A mixed model whose design cannot be fitted."""
 
 
-# Derivative-free optimizers tried in turn (see the note in rt_mixed_model).
-OPTIMIZERS = ("powell", "nm")
-
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENGINE = "brainres profiled (RE)ML, lme4's formulation"
 
 
 def rt_mixed_model(
@@ -40,6 +40,7 @@ def rt_mixed_model(
     subject: str = "subject",
     stimulus: str = "stimulus_id",
     reml: bool = True,
+    random_slopes=False,
     ci_level: float = 0.95,
 ) -> pd.DataFrame:
     """Fit ``(log) rt ~ measures + (1 | subject) + (1 | stimulus)`` and tabulate it.
@@ -48,7 +49,9 @@ def rt_mixed_model(
     ----------
     trials : pandas.DataFrame or xarray.Dataset
         One row per trial with columns ``response``, ``subject`` and
-        ``stimulus`` (a ``human_trials`` dataset works as is).
+        ``stimulus`` (a ``human_trials`` dataset works as is). Any design:
+        unbalanced, incomplete (not every subject saw every stimulus) or with
+        repeated trials of a subject on a stimulus.
     measures : pandas.Series, pandas.DataFrame, xarray.DataArray or xarray.Dataset
         Per-stimulus predictors indexed by stimulus id (a Series/DataArray is
         one predictor named after itself). Every stimulus in ``trials`` needs a
@@ -57,8 +60,14 @@ def rt_mixed_model(
     log_response : bool, default True
         Model ``log(rt)``; every RT must then be positive.
     subject, stimulus : str
-        Grouping columns of the crossed random intercepts.
+        Grouping columns of the crossed random effects.
     reml : bool, default True
+        Restricted maximum likelihood (lme4's default); ``False`` gives
+        maximum likelihood, needed to compare models with different fixed
+        effects (:func:`compare_mixed_models`).
+    random_slopes : bool or sequence of str, default False
+        Add correlated random slopes by subject, ``(1 + measure | subject)``
+        in lme4's notation: ``True`` for every measure, or the names of some.
     ci_level : float, default 0.95
         Wald intervals from the model's standard errors.
 
@@ -66,33 +75,251 @@ def rt_mixed_model(
     -------
     pandas.DataFrame
         One row per fixed effect (``term, estimate, se, z, p_value, ci_low,
-        ci_high``) then one per variance component (``var(subject)``,
-        ``var(stimulus_id)``, ``var(residual)``, estimate only). ``attrs`` holds
-        ``formula``, ``n_trials``, ``n_missing_response``, ``converged``,
-        ``log_likelihood``, ``warnings`` and ``unused_stimuli``.
-
-    Notes
-    -----
-    statsmodels' default gradient optimizers often stop short on crossed
-    designs (on the Geirhos silhouette trials L-BFGS stops at a REML
-    log-likelihood of 170.54 while Powell and Nelder-Mead agree on 172.55), so
-    the model is fitted with Powell and with Nelder-Mead and the fit with the
-    higher likelihood is kept; a disagreement is reported in ``warnings``.
+        ci_high``; Wald z-tests) then one per variance component, estimate
+        only: ``var(stimulus_id)``, ``var(subject)``, with random slopes
+        ``var(measure | subject)`` and ``cor(Intercept, measure | subject)``
+        (and ``cor(a, b | subject)`` between slopes), then ``var(residual)``.
+        ``attrs`` holds ``formula``, ``n_trials``, ``n_missing_response``,
+        ``n_subjects``, ``n_stimuli``, ``converged``, ``log_likelihood`` (the
+        REML log-likelihood when ``reml``), ``deviance``, ``n_parameters``,
+        ``reml``, ``fixed_effects``, ``random_slopes``, ``theta`` (lme4's
+        relative covariance parameters), ``singular``, ``warnings``,
+        ``unused_stimuli``, ``ci_level``, ``fit_seconds`` and ``data_key`` (a
+        fingerprint of the fitted trials, used by :func:`compare_mixed_models`).
 
     Raises
     ------
     MixedModelError
         Missing columns, non-positive RT with ``log_response``, fewer than two
-        subjects or stimuli, a constant predictor, or a fit that fails.
+        subjects or stimuli, a constant predictor, an unknown slope name, or a
+        fit that fails.
     StimulusMismatchError
         Trials on stimuli that have no measure.
-    """
-    import statsmodels.formula.api as smf
 
+    Notes
+    -----
+    The fit is lme4's: the profiled (RE)ML deviance is minimised over the
+    relative covariance parameters ``theta`` (bounded L-BFGS-B, then Newton
+    steps), with the penalised least-squares problem solved through a
+    Cholesky factor of ``Lambda' Z' Z Lambda + I`` taken by blocks (the
+    factor with more levels is eliminated level by level; the Schur
+    complement on the other is dense). Memory grows with the number of trials
+    and the square of the smaller factor's size, never with subjects x
+    stimuli. Standard errors are ``sigma^2 (R_X' R_X)^-1`` from the final
+    factorization, as ``vcov`` of an ``lmer`` fit.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from brainres.stats.mixed import rt_mixed_model, mixed_model_results
+    >>> rng = np.random.default_rng(0)
+    >>> stimuli = [f"s{i}" for i in range(40)]
+    >>> measure = pd.Series(rng.normal(size=40), index=stimuli, name="model_time_z")
+    >>> trials = pd.DataFrame([{"subject": f"p{j}", "stimulus_id": s,
+    ...                         "rt": float(np.exp(-0.5 + 0.1 * measure[s] + rng.normal(scale=0.2)))}
+    ...                        for j in range(8) for s in stimuli])
+    >>> table = rt_mixed_model(trials, measure)
+    >>> list(table["term"])
+    ['Intercept', 'model_time_z', 'var(stimulus_id)', 'var(subject)', 'var(residual)']
+    >>> bool(table.attrs["converged"]), table.attrs["n_trials"]
+    (True, 320)
+    >>> slopes = rt_mixed_model(trials, measure, random_slopes=True)
+    >>> "var(model_time_z | subject)" in set(slopes["term"])
+    True
+    >>> [r.statistic for r in mixed_model_results(table)]
+    ['mixed_model_slope[Intercept]', 'mixed_model_slope[model_time_z]']
+    """
+    table, y, predictors, n_missing, unused = _prepare(trials, measures, response, log_response, subject, stimulus)
+    names = list(predictors.columns)
+    if random_slopes is True:
+        slopes = names
+    elif random_slopes is False or random_slopes is None:
+        slopes = []
+    else:
+        slopes = [random_slopes] if isinstance(random_slopes, str) else list(random_slopes)
+        unknown = [name for name in slopes if name not in names]
+        if unknown:
+            raise MixedModelError(f"random_slopes names {unknown} are not measures ({names})")
+    X = np.column_stack([np.ones(len(table))] + [table[name].to_numpy(dtype=float) for name in names])
+    subject_codes, subject_levels = pd.factorize(table[subject], sort=True)
+    stimulus_codes, stimulus_levels = pd.factorize(table[stimulus], sort=True)
+    factors = [
+        Factor(stimulus, stimulus_codes.astype(np.int64), len(stimulus_levels), np.ones((len(table), 1)),
+               ("Intercept",)),
+        Factor(subject, subject_codes.astype(np.int64), len(subject_levels),
+               np.column_stack([np.ones(len(table))] + [table[name].to_numpy(dtype=float) for name in slopes]),
+               ("Intercept", *slopes)),
+    ]
+    try:
+        fit = CrossedModel(y, X, factors).fit(reml=reml)
+    except (np.linalg.LinAlgError, ValueError) as err:
+        raise MixedModelError(f"the mixed model could not be fitted: {err}") from err
+    terms = ["Intercept"] + names
+    critical = sps.norm.ppf(1 - (1 - ci_level) / 2)
+    rows = []
+    for k, term in enumerate(terms):
+        estimate, se = float(fit.beta[k]), float(np.sqrt(fit.beta_cov[k, k]))
+        z = estimate / se
+        rows.append({"term": term, "estimate": estimate, "se": se, "z": z, "p_value": float(2 * sps.norm.sf(abs(z))),
+                     "ci_low": estimate - critical * se, "ci_high": estimate + critical * se})
+    rows.append({"term": f"var({stimulus})", "estimate": float(fit.covariances[stimulus][0, 0])})
+    covariance = fit.covariances[subject]
+    subject_terms = ("Intercept", *slopes)
+    rows.append({"term": f"var({subject})", "estimate": float(covariance[0, 0])})
+    for a in range(1, len(subject_terms)):
+        rows.append({"term": f"var({subject_terms[a]} | {subject})", "estimate": float(covariance[a, a])})
+    for a in range(len(subject_terms)):
+        for c in range(a + 1, len(subject_terms)):
+            scale = np.sqrt(covariance[a, a] * covariance[c, c])
+            rows.append({"term": f"cor({subject_terms[a]}, {subject_terms[c]} | {subject})",
+                         "estimate": float(covariance[a, c] / scale) if scale > 0 else float("nan")})
+    rows.append({"term": "var(residual)", "estimate": fit.sigma2})
+    result = pd.DataFrame(rows, columns=["term", "estimate", "se", "z", "p_value", "ci_low", "ci_high"])
+    left = f"log({response})" if log_response else response
+    subject_part = " + ".join(("1", *slopes))
+    n_theta = fit.theta.size
+    result.attrs.update(
+        formula=f"{left} ~ {' + '.join(names)} + ({subject_part} | {subject}) + (1 | {stimulus})",
+        n_trials=int(len(table)),
+        n_missing_response=n_missing,
+        n_subjects=int(len(subject_levels)),
+        n_stimuli=int(len(stimulus_levels)),
+        converged=bool(fit.converged),
+        log_likelihood=float(fit.log_likelihood),
+        deviance=float(fit.deviance),
+        n_parameters=int(len(terms) + n_theta + 1),
+        reml=bool(reml),
+        fixed_effects=terms,
+        random_slopes=list(slopes),
+        theta=[float(t) for t in fit.theta],
+        singular=bool(fit.singular),
+        warnings=list(fit.messages),
+        unused_stimuli=unused,
+        ci_level=ci_level,
+        fit_seconds=float(fit.seconds),
+        n_evaluations=int(fit.n_evaluations),
+        data_key=_data_key(y, subject_codes, stimulus_codes),
+        engine=ENGINE,
+    )
+    return result
+
+
+def mixed_model_results(table: pd.DataFrame) -> list[StatResult]:
+    """The fixed-effect rows of :func:`rt_mixed_model` as :class:`StatResult` objects.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"term": ["Intercept", "m", "var(residual)"], "estimate": [-0.5, 0.1, 0.04],
+    ...                       "se": [0.02, 0.01, None], "z": [-25.0, 10.0, None], "p_value": [0.0, 0.0, None],
+    ...                       "ci_low": [-0.54, 0.08, None], "ci_high": [-0.46, 0.12, None]})
+    >>> [r.statistic for r in mixed_model_results(table)]
+    ['mixed_model_slope[Intercept]', 'mixed_model_slope[m]']
+    """
+    results = []
+    for row in table.dropna(subset=["se"]).itertuples():
+        results.append(
+            StatResult(
+                statistic=f"mixed_model_slope[{row.term}]",
+                estimate=row.estimate,
+                ci_low=row.ci_low,
+                ci_high=row.ci_high,
+                ci_level=table.attrs.get("ci_level", 0.95),
+                interval="wald",
+                method=f"linear mixed model {table.attrs.get('formula', '')} "
+                       f"({'REML' if table.attrs.get('reml', True) else 'ML'}, {ENGINE})",
+                p_value=row.p_value,
+                n=table.attrs.get("n_trials"),
+                extra={"se": row.se, "converged": table.attrs.get("converged", True)},
+            )
+        )
+    return results
+
+
+def compare_mixed_models(reduced: pd.DataFrame, full: pd.DataFrame) -> StatResult:
+    """Likelihood-ratio test of a reduced mixed model against a fuller one, both from :func:`rt_mixed_model`.
+
+    ``2 (log L_full - log L_reduced)`` is referred to a chi-square with as
+    many degrees of freedom as the full model has extra parameters (as
+    ``anova(reduced, full)`` in lme4). Both must be fitted to the same trials.
+    Models that differ in their fixed effects must be fitted by maximum
+    likelihood (``reml=False``): REML likelihoods of different fixed effects
+    are not comparable. Models that differ only in random effects may be
+    REML fits. A variance tested at its boundary (zero) makes the chi-square
+    p-value conservative (the null distribution is a mixture of chi-squares).
+
+    Parameters
+    ----------
+    reduced, full : pandas.DataFrame
+        Tables returned by :func:`rt_mixed_model`.
+
+    Returns
+    -------
+    StatResult
+        ``estimate`` is the likelihood-ratio statistic, ``p_value`` its
+        chi-square p-value; ``extra`` holds ``df`` and both log-likelihoods.
+
+    Raises
+    ------
+    MixedModelError
+        Different trials, no extra parameter in ``full``, or REML fits with
+        different fixed effects.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from brainres.stats.mixed import rt_mixed_model, compare_mixed_models
+    >>> rng = np.random.default_rng(1)
+    >>> stimuli = [f"s{i}" for i in range(30)]
+    >>> measures = pd.DataFrame({"time": rng.normal(size=30), "noise": rng.normal(size=30)}, index=stimuli)
+    >>> trials = pd.DataFrame([{"subject": f"p{j}", "stimulus_id": s,
+    ...                         "rt": float(np.exp(-0.5 + 0.2 * measures.loc[s, "time"] + rng.normal(scale=0.2)))}
+    ...                        for j in range(6) for s in stimuli])
+    >>> reduced = rt_mixed_model(trials, measures[["time"]], reml=False)
+    >>> full = rt_mixed_model(trials, measures, reml=False)
+    >>> test = compare_mixed_models(reduced, full)
+    >>> test.extra["df"], bool(0 <= test.p_value <= 1)
+    (1, True)
+    """
+    for name, table in (("reduced", reduced), ("full", full)):
+        missing = [k for k in ("log_likelihood", "n_parameters", "data_key", "reml", "fixed_effects") if k not in table.attrs]
+        if missing:
+            raise MixedModelError(f"{name} is not a table from rt_mixed_model (attrs lack {missing})")
+    if reduced.attrs["data_key"] != full.attrs["data_key"]:
+        raise MixedModelError("the two models were fitted to different trials (or responses); "
+                              "a likelihood-ratio test needs the same data")
+    df = full.attrs["n_parameters"] - reduced.attrs["n_parameters"]
+    if df <= 0:
+        raise MixedModelError(f"the full model has {full.attrs['n_parameters']} parameters, the reduced "
+                              f"{reduced.attrs['n_parameters']}: pass the smaller model first")
+    same_fixed = list(reduced.attrs["fixed_effects"]) == list(full.attrs["fixed_effects"])
+    reml = reduced.attrs["reml"] or full.attrs["reml"]
+    if reml and not same_fixed:
+        raise MixedModelError("the models differ in their fixed effects; refit both with reml=False "
+                              "(REML likelihoods of different fixed effects are not comparable)")
+    if reduced.attrs["reml"] != full.attrs["reml"]:
+        raise MixedModelError("one model was fitted by REML and the other by ML; fit both the same way")
+    statistic = max(0.0, 2 * (full.attrs["log_likelihood"] - reduced.attrs["log_likelihood"]))
+    p_value = float(sps.chi2.sf(statistic, df))
+    method = (f"likelihood-ratio test ({'REML' if reml else 'ML'}), chi-square with {df} df: "
+              f"{reduced.attrs.get('formula', 'reduced')} vs {full.attrs.get('formula', 'full')}")
+    return StatResult(
+        statistic="likelihood_ratio",
+        estimate=statistic,
+        method=method,
+        p_value=p_value,
+        n=full.attrs.get("n_trials"),
+        extra={"df": int(df), "log_likelihood_reduced": reduced.attrs["log_likelihood"],
+               "log_likelihood_full": full.attrs["log_likelihood"], "reml": bool(reml)},
+    )
+
+
+def _prepare(trials, measures, response, log_response, subject, stimulus):
+    """Trials with their response (logged) and per-trial measures; checks the design."""
     table = _trials_table(trials, response, subject, stimulus)
     predictors = _measures_table(measures)
     for name in predictors.columns:
-        if not _NAME.match(name) or name in (response, subject, stimulus, "_group", "_y"):
+        if not _NAME.match(name) or name in (response, subject, stimulus, "Intercept"):
             raise MixedModelError(f"measure name {name!r} must be a plain identifier distinct from the trial columns")
     trial_stimuli = pd.unique(table[stimulus])
     missing = sorted(set(trial_stimuli) - set(predictors.index))
@@ -100,7 +327,7 @@ def rt_mixed_model(
         raise StimulusMismatchError(missing, [], "measures", "trials")
     unused = sorted(set(predictors.index) - set(trial_stimuli))
     n_missing = int(table[response].isna().sum())
-    table = table.dropna(subset=[response]).copy()
+    table = table.dropna(subset=[response]).reset_index(drop=True)
     y = table[response].to_numpy(dtype=float)
     if log_response:
         bad = np.flatnonzero(y <= 0)
@@ -110,7 +337,6 @@ def rt_mixed_model(
                 f"subject {table.iloc[bad[0]][subject]!r}); log({response}) is undefined"
             )
         y = np.log(y)
-    table["_y"] = y
     for name in predictors.columns:
         values = predictors[name].reindex(table[stimulus]).to_numpy(dtype=float)
         if np.isnan(values).any():
@@ -123,80 +349,18 @@ def rt_mixed_model(
         levels = table[factor].nunique()
         if levels < 2:
             raise MixedModelError(f"column {factor!r} has {levels} level(s); a random intercept needs at least 2")
-    table["_group"] = 1
-    formula = "_y ~ " + " + ".join(predictors.columns)
-    variance_components = {subject: f"0 + C({subject})", stimulus: f"0 + C({stimulus})"}
-    with warnings.catch_warnings(record=True) as caught, threadpoolctl.threadpool_limits(1):
-        # Small dense solves: one BLAS thread is faster and avoids oversubscription.
-        warnings.simplefilter("always")
-        try:
-            model = smf.mixedlm(formula, table, groups="_group", vc_formula=variance_components, use_sparse=True)
-            fits = [model.fit(reml=reml, method=[optimizer]) for optimizer in OPTIMIZERS]
-        except (np.linalg.LinAlgError, ValueError) as err:
-            raise MixedModelError(f"the mixed model {formula} could not be fitted: {err}") from err
-    messages = sorted({str(w.message) for w in caught})
-    # Gradient optimizers stop early on this likelihood surface; two derivative-
-    # free ones agree on the best optimum, and the higher likelihood wins.
-    fit = max(fits, key=lambda f: f.llf)
-    if abs(fits[0].llf - fits[1].llf) > 1e-3:
-        messages.append(f"optimizers {OPTIMIZERS} reached log-likelihoods {[round(f.llf, 4) for f in fits]}; kept the higher")
-    fixed = fit.fe_params
-    se = fit.bse_fe
-    critical = sps.norm.ppf(1 - (1 - ci_level) / 2)
-    rows = []
-    for term in fixed.index:
-        z = fixed[term] / se[term]
-        rows.append(
-            {
-                "term": term,
-                "estimate": float(fixed[term]),
-                "se": float(se[term]),
-                "z": float(z),
-                "p_value": float(2 * sps.norm.sf(abs(z))),
-                "ci_low": float(fixed[term] - critical * se[term]),
-                "ci_high": float(fixed[term] + critical * se[term]),
-            }
-        )
-    for name, value in zip(model.exog_vc.names, fit.vcomp):
-        rows.append({"term": f"var({name})", "estimate": float(value)})
-    rows.append({"term": "var(residual)", "estimate": float(fit.scale)})
-    result = pd.DataFrame(rows, columns=["term", "estimate", "se", "z", "p_value", "ci_low", "ci_high"])
-    result.attrs.update(
-        formula=f"{'log(' + response + ')' if log_response else response} ~ {' + '.join(predictors.columns)}"
-        f" + (1 | {subject}) + (1 | {stimulus})",
-        n_trials=int(len(table)),
-        n_missing_response=n_missing,
-        n_subjects=int(table[subject].nunique()),
-        n_stimuli=int(table[stimulus].nunique()),
-        converged=bool(fit.converged),
-        log_likelihood=float(fit.llf),
-        warnings=messages,
-        unused_stimuli=unused,
-        ci_level=ci_level,
-        reml=reml,
-    )
-    return result
+    X = np.column_stack([np.ones(len(table))] + [table[name].to_numpy(dtype=float) for name in predictors.columns])
+    if np.linalg.matrix_rank(X.T @ X) < X.shape[1]:
+        raise MixedModelError(f"the measures {list(predictors.columns)} are collinear over the fitted trials")
+    return table, y, predictors, n_missing, unused
 
 
-def mixed_model_results(table: pd.DataFrame) -> list[StatResult]:
-    """The fixed-effect rows of :func:`rt_mixed_model` as :class:`StatResult` objects."""
-    results = []
-    for row in table.dropna(subset=["se"]).itertuples():
-        results.append(
-            StatResult(
-                statistic=f"mixed_model_slope[{row.term}]",
-                estimate=row.estimate,
-                ci_low=row.ci_low,
-                ci_high=row.ci_high,
-                ci_level=table.attrs.get("ci_level", 0.95),
-                interval="wald",
-                method=f"linear mixed model {table.attrs.get('formula', '')} (statsmodels MixedLM)",
-                p_value=row.p_value,
-                n=table.attrs.get("n_trials"),
-                extra={"se": row.se, "converged": table.attrs.get("converged", True)},
-            )
-        )
-    return results
+def _data_key(y, subject_codes, stimulus_codes):
+    digest = hashlib.sha1()
+    for array in (np.ascontiguousarray(y, dtype=float), np.ascontiguousarray(subject_codes, dtype=np.int64),
+                  np.ascontiguousarray(stimulus_codes, dtype=np.int64)):
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def _trials_table(trials, response, subject, stimulus) -> pd.DataFrame:

@@ -11,6 +11,7 @@ and, for a list of results, into a tidy table (:func:`results_table`) or an
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 from typing import Any
@@ -109,6 +110,14 @@ class StatResult:
     def to_xarray(self) -> xr.Dataset:
         """The result as a dataset with a length-1 ``result`` dimension."""
         return results_to_dataset([self])
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the APA-style sentence, then the full row."""
+        from brainres.report.text import apa_sentence
+
+        unit = str(self.extra.get("n_unit", "stimuli"))
+        label = html.escape(str(self.extra.get("label", self.statistic)))
+        return f"<p><b>{label}</b>: {apa_sentence(self, unit=unit)}</p>" + self.to_frame().to_html(index=False)
 
 
 def results_table(results) -> pd.DataFrame:

@@ -92,3 +92,126 @@ def test_categorical_coordinates_round_trip(tmp_path):
     assert list(back.indexes["stimulus_id"].categories) == ["img3", "img2", "img1", "img0"]
     assert list(back["level"].dtype.categories) == ["b", "a"]
     xr.testing.assert_identical(back, ds)
+
+
+# --- permissions, temporaries, disks that refuse -----------------------------------------------
+@pytest.fixture
+def umask():
+    """Set the process umask for one test, restoring it after."""
+    before = os.umask(0o022)
+    os.umask(before)
+
+    def set_mask(mask):
+        os.umask(mask)
+
+    yield set_mask
+    os.umask(before)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_written_files_follow_the_umask_not_0600(tmp_path, umask, mask, mode):
+    from brainres.data.io import atomic_write_text, current_umask
+    from brainres.data.stream import StreamingWriter
+
+    umask(mask)
+    assert current_umask() == mask
+    text = atomic_write_text(tmp_path / "report.html", "<html></html>")
+    nc = write_netcdf(human_trials(), tmp_path / "trials.nc")
+    coords = xr.Dataset(coords={"stimulus_id": ["a", "b"]})
+    with StreamingWriter(tmp_path / "streamed.nc", coords, {"x": (("stimulus_id",), "float32", {})}) as out:
+        out.write("x", {}, [1.0, 2.0])
+    for path in (text, nc, tmp_path / "streamed.nc"):
+        assert path.stat().st_mode & 0o777 == mode, path.name
+
+
+def test_temporary_files_are_recognisable_and_removed(tmp_path):
+    from brainres.data.io import TEMP_TAG, is_temporary, remove_temporaries, temporary_file
+
+    tmp = temporary_file(tmp_path / "exports" / "x", "measures.nc", ".nc")
+    assert TEMP_TAG in tmp.name and tmp.name.startswith(".measures.nc.") and tmp.suffix == ".nc"
+    legacy = tmp_path / ".results.csv.k2j4_x9a.csv"  # an earlier version's temporary file
+    legacy.write_text("")
+    kept = [tmp_path / "measures.nc", tmp_path / ".hidden", tmp_path / "notes.tmp"]
+    for path in kept:
+        path.write_text("mine")
+    assert is_temporary(tmp.name) and is_temporary(legacy.name)
+    assert not any(is_temporary(p.name) for p in kept)
+    assert sorted(remove_temporaries(tmp_path)) == sorted([tmp, legacy])
+    assert all(p.exists() for p in kept) and not tmp.exists() and not legacy.exists()
+
+
+def _raise(err):
+    def fail(*args, **kwargs):
+        raise err
+    return fail
+
+
+@pytest.mark.parametrize("err, words", [
+    (OSError(28, "No space left on device"), "no space left on device"),
+    (OSError(30, "Read-only file system"), "read-only file system"),
+    (PermissionError(13, "Permission denied"), "permission denied"),
+    (OSError(122, "Disk quota exceeded"), "disk quota exceeded"),
+])
+def test_a_disk_that_refuses_is_named(tmp_path, monkeypatch, err, words):
+    import brainres.data.io as io
+    from brainres.data.io import WriteError, atomic_write_text
+
+    target = tmp_path / "report.html"
+    atomic_write_text(target, "old")
+    monkeypatch.setattr(io.os, "fsync", _raise(err))
+    with pytest.raises(WriteError, match=f"report.html: cannot write: {words}"):
+        atomic_write_text(target, "new")
+    with pytest.raises(WriteError, match=words):
+        write_netcdf(human_trials(), tmp_path / "trials.nc")
+    monkeypatch.undo()
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_a_folder_that_cannot_be_created_is_named(tmp_path, monkeypatch):
+    import tempfile
+
+    from brainres.data.io import WriteError, atomic_write_text
+
+    monkeypatch.setattr(tempfile, "mkstemp", _raise(PermissionError(13, "Permission denied", str(tmp_path))))
+    with pytest.raises(WriteError, match=f"{tmp_path}: cannot write: permission denied"):
+        atomic_write_text(tmp_path / "x.json", "{}")
+
+
+def test_a_library_error_on_a_full_disk_says_disk_full(tmp_path, monkeypatch):
+    """torch and HDF5 report a full disk in their own words; the free space tells."""
+    import brainres.data.io as io
+    from brainres.data.io import WriteError, atomic_path
+
+    monkeypatch.setattr(io, "_free_bytes", lambda folder: 0)
+    with pytest.raises(WriteError, match=r"checkpoint.pt: cannot write: no space left on device .*unexpected pos"):
+        with atomic_path(tmp_path / "checkpoint.pt", suffix=".pt"):
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 12850 vs 12820")
+    monkeypatch.setattr(io, "_free_bytes", lambda folder: 10 << 30)
+    with pytest.raises(RuntimeError):  # with room to spare it is what it says
+        with atomic_path(tmp_path / "checkpoint.pt", suffix=".pt"):
+            raise RuntimeError("a bug")
+
+
+def test_write_errors_survive_pickling():
+    """Dask sends a worker's errors back to the client by pickling them."""
+    import pickle
+
+    from brainres.data.io import WriteError
+
+    err = pickle.loads(pickle.dumps(WriteError("/x/y.nc", "cannot write: read-only file system")))
+    assert str(err) == "/x/y.nc: cannot write: read-only file system" and err.path == "/x/y.nc"
+
+
+def test_netcdf3_classic_files_are_read(tmp_path):
+    from brainres.data.io import encode_for_netcdf, open_netcdf
+
+    ds = human_trials()
+    for fmt, engine in (("NETCDF3_CLASSIC", "netcdf4"), ("NETCDF3_64BIT", "scipy")):
+        path = tmp_path / f"{fmt}.nc"
+        encode_for_netcdf(ds).to_netcdf(path, format=fmt, engine=engine)
+        back = read_netcdf(path)
+        assert back["stimulus_id"].values.tolist() == ds["stimulus_id"].values.tolist()
+        np.testing.assert_allclose(back["rt"].values, ds["rt"].values)
+        assert back.attrs["exclusions"] == ds.attrs["exclusions"]
+        with open_netcdf(path) as lazy:
+            assert lazy.sizes == ds.sizes

@@ -21,7 +21,7 @@ COLUMNS = {"subject": "participant", "stimulus_id": "image", "rt": "RT_ms", "res
 
 def test_read_trials_maps_columns_and_converts_ms(tmp_path):
     path = write(tmp_path, HEADER + "p1,a.png,512,cat,cat,A,1\np1,b.png,,,dog,A,2\np2,a.png,734.5,dog,cat,B,1\n")
-    ds = read_trials(path, columns=COLUMNS, rt_unit="ms", citation="me 2026")
+    ds = read_trials(path, columns=COLUMNS, rt_unit="ms", citation="me 2026", allow_unusable=True)
     assert ds.attrs["brainres_kind"] == "human_trials"
     np.testing.assert_allclose(ds["rt"].values, [0.512, np.nan, 0.7345])
     assert ds["response"].values.tolist() == ["cat", "", "dog"]
@@ -123,3 +123,100 @@ def test_stimuli_without_images_are_listed():
     with pytest.raises(StimulusMismatchError, match="img3"):
         require_images(trials, images.isel(stimulus_id=slice(0, 3)))
     xr.testing.assert_identical(trials, human_trials(n_stimuli=4))
+
+
+# --- implausible tables: refused with what to do, each with an option to accept it ---------------
+PLAIN = "subject,stimulus_id,rt,response,category\n"
+
+
+def test_milliseconds_declared_as_seconds_suggest_ms(tmp_path):
+    path = write(tmp_path, PLAIN + "s1,a,512,cat,cat\ns1,b,628,dog,dog\ns2,a,570,cat,cat\ns2,b,601,cat,dog\n")
+    with pytest.raises(DataFileError, match=r"median reaction time of 585.5 s, implausible .*looks like milliseconds: pass "
+                                            r"rt_unit='ms' \(in a pipeline's \[\[dataset\]\]: rt_unit = \"ms\"\)"):
+        read_trials(path)
+    np.testing.assert_allclose(read_trials(path, rt_unit="ms")["rt"].values, [0.512, 0.628, 0.570, 0.601])
+    slow = read_trials(path, allow_unusual_rts=True)  # a task that really takes minutes
+    assert float(slow["rt"].max()) == 628.0
+
+
+def test_seconds_declared_as_milliseconds_suggest_s(tmp_path):
+    path = write(tmp_path, PLAIN + "s1,a,0.512,cat,cat\ns1,b,0.628,dog,dog\n")
+    with pytest.raises(DataFileError, match=r"looks like seconds: pass rt_unit='s'"):
+        read_trials(path, rt_unit="ms")
+    assert read_trials(path, rt_unit="ms", allow_unusual_rts=True)["rt"].values[0] == pytest.approx(0.000512)
+
+
+def test_exact_duplicate_rows_without_trial_index_are_refused(tmp_path):
+    path = write(tmp_path, PLAIN + "s1,a,0.5,cat,cat\ns1,b,0.6,dog,dog\ns1,a,0.5,cat,cat\n")
+    with pytest.raises(DataFileError, match=r"2 rows repeat another row exactly \(data row\(s\) 1, 3\).*"
+                                            r"allow_duplicates=True"):
+        read_trials(path)
+    kept = read_trials(path, allow_duplicates=True)
+    assert kept["trial_index"].values.tolist() == [0, 1, 2] and kept.sizes["trial"] == 3
+    # the same stimulus twice with different RTs is a real repetition, not a copy
+    repeated = write(tmp_path, PLAIN + "s1,a,0.5,cat,cat\ns1,a,0.7,cat,cat\n", "repeated.csv")
+    assert read_trials(repeated).sizes["trial"] == 2
+
+
+def test_subjects_and_stimuli_without_an_answered_trial_are_named(tmp_path):
+    path = write(tmp_path, PLAIN + "s1,a,0.5,cat,cat\ns1,b,,,dog\ns2,a,0.6,cat,cat\ns2,b,na,,dog\n")
+    with pytest.raises(DataFileError, match=r"1 stimulus/stimuli in column 'stimulus_id' have no usable trial "
+                                            r"\(every trial a missed response\): 'b'.*allow_unusable=True"):
+        read_trials(path)
+    subjects = write(tmp_path, PLAIN + "s1,a,0.5,cat,cat\ns1,b,0.6,dog,dog\ns2,a,,,cat\ns2,b,,,dog\n", "s.csv")
+    with pytest.raises(DataFileError, match=r"1 subject\(s\) in column 'subject' have no usable trial.*'s2'"):
+        read_trials(subjects)
+    kept = read_trials(path, allow_unusable=True)
+    assert np.isnan(kept["rt"].values[[1, 3]]).all() and kept.attrs["n_missed"] == 2
+
+
+def test_wrong_separator_names_the_right_one(tmp_path):
+    path = write(tmp_path, PLAIN.replace(",", ";") + "s1;a;0.5;cat;cat\ns1;b;0.6;dog;dog\n")
+    with pytest.raises(DataFileError, match=r"the fields look separated by semicolons, not commas; pass sep=';'"):
+        read_trials(path)
+    assert read_trials(path, sep=";").sizes["trial"] == 2
+    tabs = write(tmp_path, PLAIN.replace(",", "\t") + "s1\ta\t0.5\tcat\tcat\n", "tabs.csv")
+    with pytest.raises(DataFileError, match=r"separated by tabs, not commas; pass sep='\\t' \(in a pipeline's "
+                                            r"\[\[dataset\]\]: sep = \"\\t\"\)"):
+        read_trials(tabs)
+
+
+def test_decimal_commas_are_named_and_read_with_decimal(tmp_path):
+    path = write(tmp_path, PLAIN.replace(",", ";") + "s1;a;0,512;cat;cat\ns1;b;0,6;dog;dog\n")
+    with pytest.raises(DataFileError, match=r"numbers with a decimal comma \(e.g. '0,512'\).*pass decimal=','"):
+        read_trials(path, sep=";")
+    np.testing.assert_allclose(read_trials(path, sep=";", decimal=",")["rt"].values, [0.512, 0.6])
+    points = write(tmp_path, PLAIN.replace(",", ";") + "s1;a;0.512;cat;cat\n", "points.csv")
+    with pytest.raises(DataFileError, match=r"decimal point \(e.g. '0.512'\), but decimal=',' was given"):
+        read_trials(points, sep=";", decimal=",")
+    # decimal commas in a comma-separated file: the field count says so
+    mixed = write(tmp_path, PLAIN + "s1,a,0,512,cat,cat\n", "mixed.csv")
+    with pytest.raises(DataFileError, match=r"line 2 has 6 fields, the header has 5 .*decimal commas"):
+        read_trials(mixed)
+
+
+def test_bad_options_are_listed_together(tmp_path):
+    from brainres.errors import ProblemsError
+
+    path = write(tmp_path, PLAIN + "s1,a,0.5,cat,cat\n")
+    with pytest.raises(ProblemsError) as info:
+        read_trials(path, rt_unit="sec", decimal=";", min_rt=float("nan"))
+    assert len(info.value.problems) == 3 and "rt_unit must be one of" in str(info.value)
+    with pytest.raises(ProblemsError, match=r"min_rt \(2 s\) must be below max_rt \(1 s\)"):
+        read_trials(path, min_rt=2, max_rt=1)
+    with pytest.raises(DataFileError, match=r"remove every answered trial .*are the bounds in seconds"):
+        read_trials(write(tmp_path, PLAIN + "s1,a,0.5,cat,cat\ns1,b,0.6,cat,cat\n", "b.csv"), min_rt=150)
+
+
+def test_the_options_work_in_a_pipeline_dataset_table():
+    from brainres.pipeline.sources import TrialsOptions
+    from brainres.settings import SettingsError
+
+    options = TrialsOptions.from_dict({"sep": ";", "decimal": ",", "allow_duplicates": True,
+                                       "allow_unusual_rts": True, "allow_unusable": True})
+    assert options.decimal == "," and options.allow_duplicates
+    with pytest.raises(SettingsError) as info:
+        TrialsOptions.from_dict({"allow_duplicate": True, "decimal": "x"})
+    assert "did you mean 'allow_duplicates'" in str(info.value) and "decimal: expected one of '.', ','" in str(info.value)
+    with pytest.raises(SettingsError, match="min_rt .* must be below max_rt"):
+        TrialsOptions.from_dict({"min_rt": 3.0, "max_rt": 0.2})

@@ -43,4 +43,5 @@ FAMILY = TaskFamily(
     measure=measure,
     describe=describe,
     sweeps={"budget-line": budget_line_variants, "axis": axis_variants},
+    example={"task": "onehot-adding", "n_train": 128, "n_test": 64, "epochs": 2, "n_neurons": 4, "k_e": 2, "k_c": 4},
 )

@@ -48,4 +48,5 @@ FAMILY = ImageFamily(
     build=_build,
     describe=_describe,
     pressures=lambda record: LatticeConfig.from_dict(record["settings"]).pressures,
+    example={"max_channels": 4, "max_layers": 2, "max_steps": 3, "lambda_time": 0.01},
 )

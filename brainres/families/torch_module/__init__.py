@@ -145,4 +145,5 @@ FAMILY = ImageFamily(
     build=_build,
     describe=_describe,
     code_files=lambda settings, location: source_files(settings["factory"], location.get("folder")),
+    example={"factory": "brainres.testing:tiny_recurrent_net", "options": {"n_classes": 10, "steps": 3}},
 )

@@ -1,4 +1,4 @@
-"""Sequential/parallel bottleneck autoencoders.
+"""The sequential/parallel bottleneck autoencoder (the torch module of the ``seqpar`` family).
 
 A feedforward encoder squeezes a static input vector through a bottleneck of
 ``bottleneck_width`` units at every step; a recurrent (GRU) decoder
@@ -36,8 +36,8 @@ BOTTLENECKS = ("discrete", "continuous")
 FEEDBACK_SIGNALS = ("residual", "reconstruction", "state")
 
 
-class SeqParConfigError(BrainresError, ValueError):
-    """A sequential/parallel autoencoder setting is out of range."""
+class SeqParError(BrainresError, ValueError):
+    """A sequential/parallel setting, model or request that cannot be carried out."""
 
 
 def all_binary_vectors(input_dim: int) -> torch.Tensor:
@@ -47,7 +47,7 @@ def all_binary_vectors(input_dim: int) -> torch.Tensor:
     first, so ``all_binary_vectors(3)[5]`` is ``[1, 0, 1]``.
     """
     if not isinstance(input_dim, int) or not 1 <= input_dim <= 16:
-        raise SeqParConfigError(f"input_dim must be an integer between 1 and 16, got {input_dim!r}")
+        raise SeqParError(f"input_dim must be an integer between 1 and 16, got {input_dim!r}")
     index = torch.arange(2**input_dim).unsqueeze(1)
     powers = 2 ** torch.arange(input_dim - 1, -1, -1)
     return ((index // powers) % 2).to(torch.float32)
@@ -117,13 +117,13 @@ class SeqParAutoencoder(nn.Module):
         for name, value in (("input_dim", input_dim), ("bottleneck_width", bottleneck_width),
                             ("n_steps", n_steps), ("hidden_size", hidden_size)):
             if not isinstance(value, int) or value < 1:
-                raise SeqParConfigError(f"{name} must be a positive integer, got {value!r}")
+                raise SeqParError(f"{name} must be a positive integer, got {value!r}")
         if bottleneck not in BOTTLENECKS:
-            raise SeqParConfigError(f"bottleneck must be one of {BOTTLENECKS}, got {bottleneck!r}")
+            raise SeqParError(f"bottleneck must be one of {BOTTLENECKS}, got {bottleneck!r}")
         if feedback_signal not in FEEDBACK_SIGNALS:
-            raise SeqParConfigError(f"feedback_signal must be one of {FEEDBACK_SIGNALS}, got {feedback_signal!r}")
+            raise SeqParError(f"feedback_signal must be one of {FEEDBACK_SIGNALS}, got {feedback_signal!r}")
         if noise_std < 0 or temperature <= 0:
-            raise SeqParConfigError(
+            raise SeqParError(
                 f"noise_std must be >= 0 and temperature > 0, got noise_std={noise_std}, temperature={temperature}"
             )
         self.input_dim = input_dim
@@ -197,7 +197,7 @@ class SeqParAutoencoder(nn.Module):
             ``code_logits`` ``(batch, step, width)``.
         """
         if inputs.ndim != 2 or inputs.shape[1] != self.input_dim:
-            raise SeqParConfigError(
+            raise SeqParError(
                 f"inputs must have shape (batch, {self.input_dim}), got {tuple(inputs.shape)}"
             )
         state = inputs.new_zeros(inputs.shape[0], self.hidden_size)

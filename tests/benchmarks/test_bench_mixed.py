@@ -1,0 +1,144 @@
+"""Speed of the mixed-model fit against lme4 in the same run (``pytest -m benchmark -s tests/benchmarks/test_bench_mixed.py``).
+
+Two designs: the 12,669 answered trials of ``geirhos2021-cue-conflict`` (10
+subjects x 1,280 stimuli; needs ``BRAINRES_DATA``) and a simulated
+CIFAR-10H-like sparse design (500,000 trials, 2,571 annotators, 10,000
+images, 50 annotators per image, about 194 images per annotator). lme4 runs
+through ``Rscript`` (``apt-get install r-cran-lme4``); without it the lme4
+column is skipped. Each prints both times, their ratio and the spread over
+repeats, and the largest relative difference between the estimates; nothing
+asserts a time. Figures go to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainres.stats.mixed import rt_mixed_model
+
+pytestmark = pytest.mark.benchmark
+needs_r = pytest.mark.skipif(shutil.which("Rscript") is None,
+                             reason="Rscript is not installed; the lme4 comparison needs R with lme4 "
+                                    "(Debian: apt-get install r-cran-lme4)")
+
+
+def _largest_difference(table, peer):
+    rows = table.set_index("term")
+    pairs = [(rows.loc[t, "estimate"], v) for t, v in peer["fixef"].items()]
+    pairs += [(rows.loc[t, "se"], v) for t, v in peer["se"].items()]
+    pairs += [(rows.loc["var(stimulus_id)", "estimate"], peer["vcov"]["stimulus:Intercept:"]),
+              (rows.loc["var(subject)", "estimate"], peer["vcov"]["subject:Intercept:"]),
+              (rows.loc["var(residual)", "estimate"], peer["vcov"]["Residual::"])]
+    return max(abs(ours - theirs) / abs(theirs) for ours, theirs in pairs)
+
+
+def _spread(times):
+    times = np.asarray(times)
+    return f"median {np.median(times):.3f} s (min {times.min():.3f}, max {times.max():.3f}, {times.size} runs)"
+
+
+@needs_r
+@pytest.mark.needs_data
+def test_cue_conflict_fit_against_lme4(data_root):
+    from brainres.data.registry import load_dataset
+    from brainres.stats.mixed_lme4 import fit_lme4
+
+    ds = load_dataset("geirhos2021-cue-conflict")
+    trials = pd.DataFrame({"rt": ds["rt"].values, "subject": ds["subject"].values.astype(str),
+                           "stimulus_id": ds["stimulus_id"].values.astype(str), "correct": ds["correct"].values})
+    trials = trials.dropna(subset=["rt"]).reset_index(drop=True)
+    accuracy = trials.groupby("stimulus_id")["correct"].mean()
+    measure = ((accuracy - accuracy.mean()) / accuracy.std()).rename("model_time_z")
+    repeats = 7
+    rt_mixed_model(trials, measure)  # first call: imports
+    ours = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        table = rt_mixed_model(trials, measure)
+        ours.append(time.perf_counter() - started)
+    peer = fit_lme4(np.log(trials["rt"].to_numpy()), trials["subject"], trials["stimulus_id"],
+                    pd.DataFrame({"model_time_z": measure.reindex(trials["stimulus_id"]).to_numpy()}),
+                    repeats=repeats)
+    ratio = np.median(ours) / np.median(peer["seconds"])
+    print(f"\n[benchmark] log(rt) ~ model_time_z + (1|subject) + (1|stimulus), REML, {len(trials):,} trials "
+          f"(geirhos2021-cue-conflict)\n"
+          f"  brainres rt_mixed_model: {_spread(ours)}, {table.attrs['n_evaluations']} deviance evaluations\n"
+          f"  lme4 lmer (same R session, model frame included): {_spread(peer['seconds'])}, "
+          f"{peer['n_evaluations']} deviance evaluations\n"
+          f"  time ratio brainres / lme4 (medians): {ratio:.2f}x (goal: at most 1x)\n"
+          f"  largest relative difference of estimates, SEs and variances: {_largest_difference(table, peer):.1e}")
+    assert table.attrs["converged"] and len(table) == 5
+
+
+def _cifar10h_like(seed=0, n_annotators=2571, n_images=10_000, per_image=50):
+    """Trials of a CIFAR-10H-like design: each image judged by ``per_image`` distinct annotators."""
+    rng = np.random.default_rng(seed)
+    annotator = np.concatenate([rng.choice(n_annotators, size=per_image, replace=False) for _ in range(n_images)])
+    image = np.repeat(np.arange(n_images), per_image)
+    measure = rng.normal(size=n_images)
+    log_rt = (0.2 + 0.05 * measure[image] + rng.normal(scale=0.25, size=n_annotators)[annotator]
+              + rng.normal(scale=0.1, size=n_images)[image] + rng.normal(scale=0.3, size=image.size))
+    return annotator, image, measure, log_rt
+
+
+_CHILD = r"""
+import json, resource, sys, time
+import numpy as np, pandas as pd
+from brainres.stats.mixed import rt_mixed_model
+data = np.load(sys.argv[1])
+trials = pd.DataFrame({"subject": np.char.add("a", data["annotator"].astype(str)),
+                       "stimulus_id": np.char.add("i", data["image"].astype(str)), "rt": np.exp(data["log_rt"])})
+measure = pd.Series(data["measure"], index=np.char.add("i", np.arange(data["measure"].size).astype(str)),
+                    name="model_time_z")
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+table = rt_mixed_model(trials, measure)
+seconds = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": seconds, "peak_rss_mib": peak / 1024, "before_fit_rss_mib": before / 1024,
+                  "n_evaluations": table.attrs["n_evaluations"], "converged": table.attrs["converged"],
+                  "table": table[["term", "estimate", "se"]].to_dict("list")}))
+"""
+
+
+def test_cifar10h_like_sparse_design_against_lme4(tmp_path):
+    annotator, image, measure, log_rt = _cifar10h_like()
+    path = tmp_path / "design.npz"
+    np.savez(path, annotator=annotator, image=image, measure=measure, log_rt=log_rt)
+    # A fresh process, so its peak resident memory is this fit's (data and libraries included).
+    run = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True, timeout=3600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ours = json.loads(run.stdout.strip().splitlines()[-1])
+    table = pd.DataFrame(ours["table"])
+    per_image = np.bincount(image)
+    per_annotator = np.bincount(annotator)
+    lines = [f"\n[benchmark] CIFAR-10H-like sparse design: {log_rt.size:,} trials, {per_annotator.size:,} annotators "
+             f"x {per_image.size:,} images ({per_image.mean():.0f} annotators per image, "
+             f"{per_annotator.mean():.0f} images per annotator; {log_rt.size / (per_image.size * per_annotator.size):.1%}"
+             f" of the cells)",
+             f"  brainres: {ours['seconds']:.1f} s, {ours['n_evaluations']} deviance evaluations, peak resident "
+             f"memory {ours['peak_rss_mib']:.0f} MiB ({ours['before_fit_rss_mib']:.0f} MiB before the fit) "
+             f"(goals: under 60 s, under 2 GiB)"]
+    if shutil.which("Rscript") is not None:
+        from brainres.stats.mixed_lme4 import fit_lme4
+
+        peer = fit_lme4(log_rt, annotator.astype(str), image.astype(str),
+                        pd.DataFrame({"model_time_z": measure[image]}), repeats=1)
+        seconds = peer["seconds"][0]
+        lines.append(f"  lme4 lmer: {seconds:.1f} s, {peer['n_evaluations']} deviance evaluations, "
+                     f"R's max used memory {peer['memory_mb']:.0f} MB; "
+                     f"time ratio brainres / lme4: {ours['seconds'] / seconds:.2f}x")
+        lines.append(f"  largest relative difference of estimates, SEs and variances: "
+                     f"{_largest_difference(table, peer):.1e}")
+    else:
+        lines.append("  lme4: not run (Rscript is not installed)")
+    print("\n".join(lines))
+    assert ours["converged"]
