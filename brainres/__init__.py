@@ -13,7 +13,15 @@ from brainres.data.measures import read_measures  # noqa: E402
 from brainres.data.registry import dataset_ids, load_dataset, load_stimuli  # noqa: E402
 from brainres.data.trials import read_trials  # noqa: E402
 
+
+def open_run(run_dir):
+    """A finished run folder, for reading and for display in a notebook (:class:`brainres.pipeline.view.Run`)."""
+    from brainres.pipeline.view import open_run as _open_run
+
+    return _open_run(run_dir)
+
+
 __all__ = [
-    "__version__", "dataset_ids", "load_dataset", "load_stimuli", "read_measures", "read_netcdf",
+    "__version__", "dataset_ids", "load_dataset", "load_stimuli", "open_run", "read_measures", "read_netcdf",
     "read_stimuli", "read_trials", "validate", "write_netcdf",
 ]

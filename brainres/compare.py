@@ -85,6 +85,12 @@ class ComparisonResult:
         table.insert(0, "comparison", self.comparison)
         return table
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the heading, notes, figures (SVG), one sentence per estimate, and the table."""
+        from brainres.report.html import comparison_section
+
+        return comparison_section(self, 0)
+
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
@@ -252,6 +258,25 @@ def compare(comparison_id: str, model: xr.Dataset, data: xr.Dataset, **options) 
     for name in needed:
         require_finite(model, name)
     return plugin.run(model, data, **options)
+
+
+def compare_models(comparison_id: str, models: dict, data: xr.Dataset, **options) -> ComparisonResult:
+    """Run a comparison of several models with the same data: ``compare_models("model-comparison",
+    {"lattice": export_a, "my-bl": export_b}, trials, readouts={"my-bl": "entropy_threshold_step"})``.
+
+    Each model's export is validated; the plug-in's options are checked as in :func:`compare`.
+    """
+    from brainres.data.schema import validate
+
+    plugin = get_comparison(comparison_id)
+    if "multi" not in plugin.model_kinds:
+        raise BrainresError(f"{comparison_id} compares one model at a time; use compare()")
+    options = plugin.check_options(options, where=f"{comparison_id} options")
+    for name, model in models.items():
+        validate(model, plugin.model_kind, source=f"model {name!r}")
+    validate(data, plugin.data_kind if isinstance(plugin.data_kind, str) else plugin.data_kind[0],
+             source=data.attrs.get("dataset_id", "data"))
+    return plugin.run(models, data, **options)
 
 
 def match_stimuli(model_ids, data_ids, *, intersect: bool = False, model_name: str = "model export",

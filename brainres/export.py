@@ -235,7 +235,7 @@ def export_models(
     chunks = range(0, n_stimuli, batch_size)
     label = dataset.attrs["stimulus_set"] or "stimuli"
     bar = None
-    if progress and sys.stderr.isatty():
+    if progress is True and sys.stderr.isatty():  # "lines" (Dask workers, logs): no bar
         from tqdm import tqdm
 
         bar = tqdm(total=len(chunks), desc=f"export {label}", unit="chunk", file=sys.stderr, leave=False)

@@ -94,12 +94,13 @@ class EpochProgress:
     ``metrics`` (name -> number) are shown in the bar and in the line.
     """
 
-    def __init__(self, label: str, total: int, start: int = 0, enabled: bool = True):
+    def __init__(self, label: str, total: int, start: int = 0, enabled: bool | str = True):
         from tqdm.auto import tqdm
 
-        self.label, self.total, self.enabled = label, total, enabled
+        # enabled="lines": plain lines even on a terminal (Dask workers share one)
+        self.label, self.total, self.enabled = label, total, bool(enabled)
         self.bar = tqdm(total=total, initial=start, desc=label, file=sys.stderr, leave=False,
-                        disable=not (enabled and sys.stderr.isatty()))
+                        disable=not (enabled is True and sys.stderr.isatty()))
 
     def epoch(self, number: int, *, seconds: float | None = None, **metrics) -> None:
         self.bar.update(1)

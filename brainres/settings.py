@@ -213,6 +213,16 @@ def setting(default, rule: Rule, doc: str = ""):
 
 
 # ---------------------------------------------------------------- the checker
+def unknown_keys(values: dict, known) -> list[str]:
+    """One problem per key of ``values`` not in ``known``, with the closest known key as a hint."""
+    problems = []
+    for key in sorted(set(values) - set(known)):
+        close = difflib.get_close_matches(key, list(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(f"unknown key {key!r}{hint}; keys: {', '.join(sorted(known))}")
+    return problems
+
+
 def check_settings(instance) -> None:
     """Apply every field's rule to ``instance`` (in place, normalising); raise one error listing all problems."""
     problems = []
@@ -260,11 +270,7 @@ class Settings:
         if not isinstance(values, dict):
             raise SettingsError([f"expected a table of settings, got {values!r}"], where)
         known = [f.name for f in dataclasses.fields(cls) if f.init]
-        problems = []
-        for key in sorted(set(values) - set(known)):
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"unknown key {key!r}{hint}; keys: {', '.join(sorted(known))}")
+        problems = unknown_keys(values, known)
         try:
             instance = cls(**{k: v for k, v in values.items() if k in known})
         except SettingsError as err:

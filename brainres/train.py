@@ -31,7 +31,7 @@ from brainres.hashing import canonical_hash
 from brainres.models.contract import (
     halting_steps, parameter_count, resource_summary, run_model, seeded, task_loss,
 )
-from brainres.models.inputs import images_to_tensor  # noqa: F401  (part of the training API)
+from brainres.models.inputs import edge_map, images_to_tensor  # noqa: F401  (images_to_tensor: part of the training API)
 from brainres.models.occlusion import occlude
 from brainres.runs import (  # noqa: F401  (CHECKPOINT, CONFIG, LOG: part of the training API)
     CHECKPOINT, CONFIG, LOG, EpochProgress, RunFolder, RunFolderError, read_checkpoint, read_run_config,
@@ -79,6 +79,9 @@ class TrainConfig(Settings):
     occlusion_levels: tuple = setting((0.0,), Sequence(_FRACTION, unique=True),
                                       "each training image gets one of these occluded fractions, drawn per epoch "
                                       "(0.0 alone: no augmentation)")
+    edge_maps: float = setting(0.0, _FRACTION,
+                               "each training image is shown as its edge map (brainres.models.inputs.edge_map: "
+                               "black lines on white) with this probability, drawn per epoch (0: never)")
     patch_size: int | None = setting(None, Optional(Integer(low=1)), "occluder patch side (none: a quarter of the image)")
     step_loss_weight: float = setting(0.5, Real(low=0),
                                       "models with halting: weight of the mean cross-entropy over all steps added "
@@ -230,6 +233,13 @@ def _training_levels(config: TrainConfig, epoch: int, n: int) -> np.ndarray:
     return rng.choice(np.asarray(config.occlusion_levels), size=n)
 
 
+def _edge_map_draws(config: TrainConfig, epoch: int, n: int) -> np.ndarray:
+    """Which training images an epoch shows as edge maps (seeded by seed and epoch)."""
+    if config.edge_maps == 0:
+        return np.zeros(n, dtype=bool)
+    return np.random.default_rng([config.seed, epoch, 0xED6E]).random(n) < config.edge_maps
+
+
 def _summary_columns(summary: dict) -> dict:
     """A resource summary as log columns: lists become ``<name>_layer_<i>``."""
     columns = {}
@@ -344,18 +354,23 @@ def train_model(build: Callable[[], torch.nn.Module], images, labels, config: Tr
     end_epoch = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
     reporter = EpochProgress(label or f"seed {config.seed}", config.epochs, start_epoch, progress)
     train_images, train_labels = images[train_index], labels[train_index]
+    train_edges = edge_map(train_images) if config.edge_maps > 0 else None
     try:
         for epoch in range(start_epoch, end_epoch):
             started = time.perf_counter()
             model.train()
             order = torch.randperm(len(train_index), generator=generator).numpy()
             levels = _training_levels(config, epoch, len(train_index))
+            as_edges = torch.from_numpy(_edge_map_draws(config, epoch, len(train_index)))
             total_loss = total_task = total_cost = 0.0
             n_correct = 0
             for start in range(0, len(order), config.batch_size):
                 chosen = order[start : start + config.batch_size]
                 # Masks differ per epoch: the key folds the epoch into the stimulus index.
-                batch = occlude(train_images[chosen], level=levels[chosen], seed=config.seed,
+                batch = train_images[chosen]
+                if train_edges is not None:
+                    batch = torch.where(as_edges[chosen].view(-1, 1, 1, 1), train_edges[chosen], batch)
+                batch = occlude(batch, level=levels[chosen], seed=config.seed,
                                 stimulus_index=epoch * len(images) + train_index[chosen], patch_size=config.patch_size)
                 batch_labels = train_labels[chosen].to(device)
                 out = run_model(model, batch.to(device), n_classes=n_classes)

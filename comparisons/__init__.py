@@ -18,4 +18,5 @@ INDEX = {
     "grow-prune-continual": "plasticity_continual:COMPARISON",
     "seqpar-widths": "seqpar_widths:COMPARISON",
     "seqpar-switch": "seqpar_switch:COMPARISON",
+    "model-comparison": "model_comparison:COMPARISON",
 }

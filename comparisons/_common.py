@@ -110,6 +110,89 @@ def require_variation(values: np.ndarray, readout: str, *, n_steps: int | None =
                           f"{value:g}, so it cannot be compared with human data.{hint}")
 
 
+def model_diagnostics(model: xr.Dataset, time: np.ndarray, readout: str, *, occlusion: float | None = 0.0,
+                      alpha: float = 0.05) -> tuple[dict, list[str], list[str]]:
+    """Checks of the model side before inference: is the model above chance, does its time vary?
+
+    Parameters
+    ----------
+    model : xarray.Dataset
+        The export (for per-seed answers, the number of classes and the steps).
+    time : numpy.ndarray, shape (n_seeds, n_stimuli)
+        The model time used, on the compared stimuli.
+    readout : str
+    occlusion : float, optional
+        The export's occlusion level the time comes from.
+
+    Returns
+    -------
+    (numbers, notes, warnings)
+        ``numbers``: named diagnostics for results' ``extra`` (accuracy per
+        seed and chance, exact one-sided binomial p-values, the spread of the
+        seed-mean time across stimuli and the share of stimuli at the first
+        and last step); ``notes``: the same in sentences; ``warnings``: what
+        makes an estimate untrustworthy (a model at chance, a time that barely
+        varies).
+    """
+    from scipy.stats import binomtest
+
+    numbers, notes, warnings = {}, [], []
+    seed_mean = np.asarray(time, float).mean(axis=0)
+    numbers.update(time_min=float(seed_mean.min()), time_max=float(seed_mean.max()),
+                   time_sd=float(seed_mean.std(ddof=1)) if seed_mean.size > 1 else float("nan"))
+    spread = f"model time ({readout}, mean over seeds) ranges from {seed_mean.min():.4g} to {seed_mean.max():.4g}"
+    if "step" in model.coords and readout.endswith("_step"):
+        first, last = float(model["step"].values.min()), float(model["step"].values.max())
+        at_first = float(np.mean(np.isclose(time, first)))
+        at_last = float(np.mean(np.isclose(time, last)))
+        numbers.update(share_at_first_step=at_first, share_at_last_step=at_last)
+        spread += (f" steps (of {first:g} to {last:g}); {at_first:.0%} of seed x stimulus values at the first step, "
+                   f"{at_last:.0%} at the last")
+        if np.ptp(seed_mean) < 0.05 * max(last - first, 1):
+            warnings.append(f"model time barely varies across stimuli ({seed_mean.min():.4g} to {seed_mean.max():.4g} "
+                            f"steps, less than 5% of the step range): a correlation with it says little")
+    notes.append(spread + ".")
+    answered = None
+    for name in ("halted_correct", "correct"):
+        if name in model:
+            answered = model[name]
+            break
+    n_classes = model.sizes.get("class_index")
+    if answered is not None and n_classes and "stimulus_id" in answered.dims and "seed" in answered.dims:
+        ids = [str(s) for s in np.asarray(model["stimulus_id"].values)]
+        if "occlusion" in answered.dims:
+            answered = answered.sel(occlusion=float(occlusion or 0.0))
+        if "step" in answered.dims:
+            answered = answered.isel(step=-1)
+        answered = answered.transpose("seed", "stimulus_id").values.astype(bool)
+        chance = 1.0 / n_classes
+        accuracies, p_values = [], []
+        for row in answered:
+            test = binomtest(int(row.sum()), row.size, chance, alternative="greater")
+            accuracies.append(float(row.mean()))
+            p_values.append(float(test.pvalue))
+        numbers.update(accuracy_by_seed=accuracies, chance=chance, accuracy_p_by_seed=p_values)
+        seeds = [str(s) for s in np.asarray(model["seed"].values)]
+        notes.append("Model accuracy by seed (answer at the halting step, all " + f"{len(ids)} exported stimuli): "
+                     + ", ".join(f"seed {s}: {a:.3f} (p = {p:.2g})" for s, a, p in zip(seeds, accuracies, p_values))
+                     + f" against chance {chance:.4f} (exact one-sided binomial test).")
+        at_chance = [s for s, p in zip(seeds, p_values) if p > alpha]
+        if at_chance:
+            warnings.append(f"model at chance: accuracy of seed(s) {', '.join(at_chance)} is not above chance "
+                            f"({chance:.4f}; exact binomial p > {alpha:g}); its time is not the time of a model "
+                            "that recognises the images")
+    return numbers, notes, warnings
+
+
+def reliability_warning(reliability) -> str | None:
+    """A warning when the human measure's split-half reliability is not distinguishable from zero."""
+    if not reliability.ci_low > 0:
+        return (f"human reliability {reliability.estimate:.2f} (95% CI [{reliability.ci_low:.2f}, "
+                f"{reliability.ci_high:.2f}]) is not distinguishable from zero: no correlation with it can be "
+                "interpreted")
+    return None
+
+
 def readout_required(options: dict) -> tuple:
     """What a comparison with a ``readout`` option needs from the export."""
     return (options.get("readout"),)

@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from brainres.comparisons._common import (
+    COMMON_OPTIONS,
+    OCCLUSION,
+    ComparisonError,
+    fmt,
+    require_variable,
+)
 
-from brainres.compare import Comparison, ComparisonResult, match_stimuli
-from brainres.stats import bootstrap_rdm_comparison, compare_over_steps, rdm_from_responses, rdm_noise_ceiling
-from brainres.stats.result import StatResult
-from brainres.comparisons._common import COMMON_OPTIONS, OCCLUSION, ComparisonError, fmt, require_variable
-from brainres.compare import AnyOf
+from brainres.compare import AnyOf, Comparison, ComparisonResult, match_stimuli
 from brainres.settings import Choice, Optional, Sequence, Text
+from brainres.stats import (
+    bootstrap_rdm_comparison,
+    compare_over_steps,
+    rdm_from_responses,
+    rdm_noise_ceiling,
+)
+from brainres.stats.result import StatResult
 from brainres.stats.rsa import COMPARE_METHODS
 
 
@@ -145,7 +155,11 @@ def run(model: xr.Dataset, data: xr.Dataset, *, layer="all", target: str = "subj
         results[index] = results[index].replace(
             ci_low=boot.ci_low, ci_high=boot.ci_high, ci_level=ci_level, interval=boot.interval, method=boot.method,
             n_resamples=boot.n_resamples, seed=boot.seed, resampled=boot.resampled,
-            extra={**results[index].extra, "label": f"step {step}: model latents vs {target} ({method})"})
+            extra={**results[index].extra, "label": f"step {step}: model latents vs {target} ({method})",
+                   "estimand": (f"the mean over {'the population of subjects (RDMs)' if 'rdm' in resample else 'this RDM'}"
+                                f" of the {method} comparison of this model step's RDM with a subject's RDM, over "
+                                "the population of stimuli (not corrected for measurement noise; the noise "
+                                "ceiling bounds it)")})
     ceiling = {}
     if neural.shape[0] > 1:
         for bound in rdm_noise_ceiling(neural, method=method):
@@ -159,7 +173,9 @@ def run(model: xr.Dataset, data: xr.Dataset, *, layer="all", target: str = "subj
     results[best] = results[best].replace(extra={**results[best].extra, "headline": True, "ceiling": lower_ceiling})
     results.append(StatResult(statistic=f"best_step_{method}", estimate=float(estimates[best]), n=len(shared),
                               method="largest mean comparison over steps (no interval)",
-                              extra={"step": steps[best], "label": f"best step ({steps[best]})"}))
+                              extra={"step": steps[best], "label": f"best step ({steps[best]})",
+                                     "estimand": "the largest of the per-step values (chosen on the same data, so "
+                                                 "biased upward; no interval)"}))
     attrs = {"figure": "lines", "title": f"model latents vs {target} RDMs over steps", "x_label": "model step",
              "y_label": f"RDM comparison ({method})",
              "annotation": f"best step {steps[best]}: {fmt(estimates[best])}",

@@ -14,13 +14,25 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from brainres.comparisons._common import (
+    COMMON_OPTIONS,
+    READOUT,
+    ComparisonError,
+    bootstrap_bands,
+    fmt,
+    model_diagnostics,
+    readout_required,
+    require_variable,
+)
 
 from brainres.compare import Comparison, ComparisonResult, match_stimuli
 from brainres.stats import crossed_bootstrap
 from brainres.stats.result import StatResult
-from brainres.comparisons._common import (
-    COMMON_OPTIONS, READOUT, ComparisonError, bootstrap_bands, fmt, readout_required, require_variable,
-)
+
+EFFECT_ESTIMAND = ("the mean over the population of stimuli of this seed's time at the highest occlusion level minus "
+                   "its time unoccluded (this trained seed)")
+SLOPE_ESTIMAND = ("the least-squares slope of time on occlusion level, averaged over the population of training "
+                  "seeds and of stimuli")
 
 
 def _slopes(levels: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -45,6 +57,13 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
     order = np.argsort(levels)
     levels, time = levels[order], time[:, order, :]
     top = len(levels) - 1
+    if np.ptp(time) == 0:
+        raise ComparisonError(f"model time ({readout}) does not vary across stimuli or occlusion levels: every value "
+                              f"is {time.flat[0]:g}, so there is no effect of occlusion to estimate (is the model "
+                              "above chance? does it halt?)")
+    _, diagnostic_notes, warnings = model_diagnostics(model.sel(stimulus_id=shared), time[:, 0, :], readout)
+    notes = [*notes, *diagnostic_notes, *(f"Warning: {w}." for w in warnings)]
+    flagged = {"warning": "; ".join(warnings)} if warnings else {}
     results = []
     for index, model_seed in enumerate(seeds):
         difference = time[index, top, :] - time[index, 0, :]
@@ -55,7 +74,8 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
         result = crossed_bootstrap(mean_difference, {"stimulus": len(shared)}, n_resamples=n_resamples, seed=seed,
                                    ci_level=ci_level, statistic_name="occlusion_effect", n=len(shared),
                                    extra={"model_seed": model_seed, "occlusion_high": float(levels[top]),
-                                          "label": f"seed {model_seed}: steps at {levels[top]:g} minus unoccluded"})
+                                          "label": f"seed {model_seed}: steps at {levels[top]:g} minus unoccluded",
+                                          "estimand": EFFECT_ESTIMAND, **flagged})
         results.append(result)
 
     def mean_slope(weights):
@@ -66,7 +86,8 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
     slope = crossed_bootstrap(mean_slope, {"seed": len(seeds), "stimulus": len(shared)}, resample=factors,
                               n_resamples=n_resamples, seed=seed, ci_level=ci_level, statistic_name="slope",
                               n=len(shared), extra={"label": "slope of steps on occlusion level, mean over seeds",
-                                                    "units": "steps per unit occlusion"})
+                                                    "units": "steps per unit occlusion", "estimand": SLOPE_ESTIMAND,
+                                                    **flagged})
     results.append(slope.replace(extra={**slope.extra, "headline": True}))
     seed_level_slopes = _slopes(levels, time.mean(axis=2))
     results.append(StatResult(statistic="slope", estimate=float(seed_level_slopes.min()), n=len(seeds),
@@ -100,7 +121,8 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
         f"of {data.attrs.get('dataset_id', 'the stimulus set')} at occlusion levels {', '.join(f'{l:g}' for l in levels)} "
         f"for each of {len(seeds)} seeds. Per seed, the difference between level {levels[top]:g} and 0 has a BCa "
         f"interval from {n_resamples:,} bootstrap resamples of stimuli (seed {seed}); the least-squares slope on "
-        f"occlusion level, averaged over seeds, has an interval from a crossed bootstrap of seeds and stimuli."
+        f"occlusion level, averaged over seeds, has a BCa interval from a crossed bootstrap of seeds and stimuli "
+        f"({n_resamples:,} resamples, dual-bootstrap variance correction)."
     )
     return ComparisonResult(comparison="occlusion-recurrence", title=f"Recurrence under occlusion ({data.attrs.get('dataset_id', '')})",
                             results=results, figures={"occlusion": figure}, methods=methods, notes=notes,

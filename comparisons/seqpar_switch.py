@@ -25,10 +25,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from brainres.comparisons._common import ComparisonError, fmt
+from brainres.comparisons._common import CI_LEVEL, ComparisonError, fmt
 from brainres.comparisons._seqpar import curves_figure, difference, require_seqpar, step_values, summary
 from brainres.comparisons._sweeps import per_seed
 from brainres.compare import Comparison, ComparisonResult
+from brainres.settings import Real
 from brainres.stats import adjust_results
 from brainres.stats.result import StatResult
 
@@ -169,4 +170,5 @@ def _conditions_figure(afters, step1, control_of, before, ideal, ci_level, n_see
 
 
 COMPARISON = Comparison(id="seqpar-switch", description="seqpar: does the code reorganise after a switch of inputs",
-                        run=run, data_kind=None, model_kinds=("task",), families=("seqpar",))
+                        run=run, data_kind=None, model_kinds=("task",), families=("seqpar",),
+                        options={"ci_level": CI_LEVEL, "tolerance": Real(low=0)})

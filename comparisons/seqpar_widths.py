@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from brainres.comparisons._common import ComparisonError
+from brainres.comparisons._common import CI_LEVEL, ComparisonError
 from brainres.comparisons._seqpar import curves_figure, require_seqpar, step_values, summary
 from brainres.comparisons._sweeps import per_seed
 from brainres.compare import Comparison, ComparisonResult
@@ -101,4 +101,5 @@ def _index_figure(tests, widths, *, ci_level: float, n_seeds: int) -> xr.Dataset
 
 
 COMPARISON = Comparison(id="seqpar-widths", description="seqpar: when the information arrives, by bottleneck width",
-                        run=run, data_kind=None, model_kinds=("task",), families=("seqpar",))
+                        run=run, data_kind=None, model_kinds=("task",), families=("seqpar",),
+                        options={"ci_level": CI_LEVEL})

@@ -14,15 +14,22 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-
-from brainres.compare import Comparison, ComparisonResult, match_stimuli
+from brainres.comparisons._common import (
+    COMMON_OPTIONS,
+    OCCLUSION,
+    READOUT,
+    ComparisonError,
+    bootstrap_bands,
+    fmt,
+    model_diagnostics,
+    per_subject,
+    require_variable,
+)
 from scipy.stats import binomtest
 
+from brainres.compare import Comparison, ComparisonResult, match_stimuli
 from brainres.stats import crossed_bootstrap
 from brainres.stats.result import StatResult
-from brainres.comparisons._common import (
-    COMMON_OPTIONS, OCCLUSION, READOUT, ComparisonError, bootstrap_bands, fmt, per_subject, require_variable,
-)
 
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
 
@@ -51,13 +58,19 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
     seeds = [int(s) for s in picked["seed"].values]
     steps = picked["step"].values
     n = len(shared)
+    _, diagnostic_notes, warnings = model_diagnostics(
+        picked.expand_dims(occlusion=[float(occlusion)]) if "occlusion" not in picked.dims else picked, time, readout,
+        occlusion=occlusion)
+    notes = [*notes, *diagnostic_notes, *(f"Warning: {w}." for w in warnings)]
     results = []
     for index, model_seed in enumerate(seeds):
         gain = correct[index, :, -1] - correct[index, :, 0]
         results.append(crossed_bootstrap(
             lambda w, gain=gain: w["stimulus"] @ gain, {"stimulus": n}, n_resamples=n_resamples, seed=seed,
             ci_level=ci_level, statistic_name="accuracy_gain", n=n, bounds=(-1, 1),
-            extra={"model_seed": model_seed, "label": f"seed {model_seed}: accuracy at step {steps[-1]} minus step 1"}))
+            extra={"model_seed": model_seed, "label": f"seed {model_seed}: accuracy at step {steps[-1]} minus step 1",
+                   "estimand": "this trained seed's accuracy gain from step 1 to the last step, over the population "
+                               "of stimuli"}))
 
     # model time on stimuli the model gets wrong vs right (answer = prediction at the median halting step)
     answered_correct = picked["halted_correct"].transpose("seed", "stimulus_id").values.astype(float) \
@@ -75,10 +88,15 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
                 ci_level=ci_level, interval="clopper_pearson", p_value=test.pvalue, n=n,
                 method=f"exact binomial test against chance ({chance:.4f}), one-sided",
                 extra={"model_seed": model_seed, "chance": chance, "headline": True,
+                       "estimand": "this trained seed's accuracy over the population of stimuli",
+                       **({"warning": "at chance"} if test.pvalue > 0.05 else {}),
                        "label": f"seed {model_seed}: accuracy at the median halting step (vs chance {chance:.3f})"}))
     error_rate = 1 - answered_correct.mean(axis=0)  # per stimulus, over seeds
     seed_mean_time = time.mean(axis=0)
-    if 0 < error_rate.mean() < 1:
+    if np.ptp(seed_mean_time) == 0:
+        notes.append(f"Model time ({readout}) does not vary across stimuli (every stimulus "
+                     f"{float(seed_mean_time[0]):g}): no error-vs-correct time difference.")
+    elif 0 < error_rate.mean() < 1:
         def time_difference(w):
             wrong = w["stimulus"] * error_rate
             right = w["stimulus"] * (1 - error_rate)
@@ -87,7 +105,10 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
         results.append(crossed_bootstrap(
             time_difference, {"stimulus": n}, n_resamples=n_resamples, seed=seed, ci_level=ci_level,
             statistic_name="time_difference", n=n, interval="percentile",
-            extra={"label": f"model: {readout.replace('_', ' ')} on errors minus on correct answers (seed-mean)"}))
+            extra={"label": f"model: {readout.replace('_', ' ')} on errors minus on correct answers (seed-mean)",
+                   "estimand": "for the model's mean time over these seeds, the difference between its mean on "
+                               "stimuli it gets wrong and right, over the population of stimuli",
+                   **({"warning": "; ".join(warnings)} if warnings else {})}))
     else:
         notes.append("The model is right (or wrong) on every stimulus in every seed; no error-vs-correct time difference.")
 
@@ -105,7 +126,9 @@ def run(model: xr.Dataset, data: xr.Dataset, *, readout: str = "expected_halting
                 lambda w, values=values: w["subject"] @ values, {"subject": int(usable.sum())},
                 n_resamples=n_resamples, seed=seed, ci_level=ci_level, statistic_name="rt_difference",
                 n=int(usable.sum()), interval="percentile",
-                extra={"label": "humans: mean RT on error minus correct trials (s)", "n_unit": "subjects"}))
+                extra={"label": "humans: mean RT on error minus correct trials (s)", "n_unit": "subjects",
+                       "estimand": "the mean over the population of subjects of a subject's mean RT on error minus "
+                                   "correct trials (these stimuli)"}))
 
     by_step = correct.mean(axis=1)
     low, high = bootstrap_bands(np.transpose(correct, (0, 2, 1)), seed=seed, ci_level=ci_level)

@@ -25,6 +25,39 @@ def test_console_script_is_installed():
     assert done.returncode == 0 and done.stdout.startswith("brainres ")
 
 
+def test_python_m_brainres_is_the_command():
+    done = subprocess.run([sys.executable, "-m", "brainres", "datasets", "list"], capture_output=True, text=True)
+    assert done.returncode == 0 and "geirhos2021-edge" in done.stdout
+
+
+def _options(parser, name="brainres"):
+    """(command, option) for every option of every sub-command."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, subparser in action.choices.items():
+                yield from _options(subparser, f"{name} {sub}")
+        elif action.option_strings and not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield name, action
+
+
+def test_every_option_has_help_and_says_its_default_once():
+    from brainres.cli import build_parser
+    from brainres.commands import HelpFormatter
+
+    parser = build_parser()
+    options = list(_options(parser))
+    assert len(options) > 30
+    for command, action in options:
+        assert action.help, f"{command} {action.option_strings} has no help"
+        shown = HelpFormatter("brainres")._get_help_string(action)
+        where = f"{command} {action.option_strings}: {shown!r}"
+        assert shown.count("default:") <= 1, where
+        if action.nargs != 0 and not action.required:  # an option with a value says what leaving it out means
+            assert "default" in shown or "required" in shown, where
+
+
 @pytest.mark.needs_data
 def test_datasets_info_prints_the_facts(data_root, capsys):
     assert main(["datasets", "info", "geirhos2021-silhouette"]) == 0

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+from brainres.commands import HelpFormatter
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("datasets", help="list, describe and fetch registered datasets")
+    parser = subparsers.add_parser("datasets", formatter_class=HelpFormatter, help="list, describe and fetch registered datasets")
     actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="every registered dataset").set_defaults(func=list_datasets)
-    info = actions.add_parser("info", help="subjects, trials, stimuli, RT summary, license, citation")
+    actions.add_parser("list", formatter_class=HelpFormatter, help="every registered dataset").set_defaults(func=list_datasets)
+    info = actions.add_parser("info", formatter_class=HelpFormatter, help="subjects, trials, stimuli, RT summary, license, citation")
     info.add_argument("dataset_id")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
     info.set_defaults(func=info_dataset)
-    fetch = actions.add_parser("fetch", help="download (or find in BRAINRES_DATA) and verify all files")
+    fetch = actions.add_parser("fetch", formatter_class=HelpFormatter, help="download (or find in BRAINRES_DATA) and verify all files")
     fetch.add_argument("dataset_id", nargs="+")
     fetch.set_defaults(func=fetch_datasets)
 

@@ -11,19 +11,20 @@ registry (downloaded, or from ``BRAINRES_DATA``). Rerunning reuses finished work
 from __future__ import annotations
 
 from importlib.resources import as_file, files
+from brainres.commands import HelpFormatter
 
 PIPELINES = {"demo": "demo.toml", "rsa": "kriegeskorte.toml", "elm": "elm.toml", "plasticity": "plasticity.toml",
              "seqpar": "seqpar.toml"}
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="run the shipped demo pipeline and write its report")
+    parser = subparsers.add_parser("demo", formatter_class=HelpFormatter, help="run the shipped demo pipeline and write its report")
     parser.add_argument("--pipeline", choices=sorted(PIPELINES), default="demo",
                         help="'demo' (model time vs human RT), 'rsa' (latents vs IT RDMs, Kriegeskorte 2008), or a "
                              "family's headline: 'elm' (one parameter budget spent many ways), 'plasticity' (newborn gradient ratio; grow vs prune), "
                              "'seqpar' (sequential and parallel codes)")
     parser.add_argument("--out", help="run folder (default: ./brainres-<pipeline>)")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=run)
 
 

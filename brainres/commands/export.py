@@ -7,22 +7,22 @@ family (ELM, plasticity, seqpar) are measured on their own task.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 from brainres.errors import BrainresError
+from brainres.commands import HelpFormatter
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "export", help="export what trained seeds of one model do (model-measures netCDF)",
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("runs", nargs="+", help="run folders of one model (one per seed), from brainres train or a "
                                                 "pipeline's models/ folder")
     parser.add_argument("--out", required=True, help="output .nc file (written atomically)")
     images = parser.add_argument_group("image models (lattice, torch)")
-    images.add_argument("--stimuli", help="a registered stimulus set or a folder of images")
+    images.add_argument("--stimuli", help="a registered stimulus set or a folder of images; required for image models")
     images.add_argument("--occlusion", type=float, nargs="+", default=[0.0], help="occluded fractions")
     images.add_argument("--occlusion-seed", type=int, default=0, help="seed of the occluder masks")
     images.add_argument("--entropy-threshold", type=float, default=0.5,

@@ -21,12 +21,12 @@ turns the run folders into a model-measures file.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tomllib
 from pathlib import Path
 
 from brainres.errors import BrainresError
+from brainres.commands import HelpFormatter
 
 
 def register(subparsers) -> None:
@@ -34,16 +34,16 @@ def register(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "train", help="train seeds of a model family into run folders (resumable)",
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("family", choices=family_ids(), help="a registered model family")
-    parser.add_argument("--config", help="TOML file of the family's settings (image families: [training] too)")
+    parser.add_argument("--config", help="TOML file of the family's settings (image families: [training] too); default: the family's own settings")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="one setting (training.KEY for an image family's training); repeatable")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds, one run folder each")
-    parser.add_argument("--out", help="root folder of the run folders (<out>/seed-<seed>)")
+    parser.add_argument("--out", help="root folder of the run folders (<out>/seed-<seed>); required unless --show-config")
     parser.add_argument("--show-config", action="store_true", help="list the family's settings and exit")
     images = parser.add_argument_group("image families (lattice, torch)")
-    images.add_argument("--data", help="training images: a registered stimulus set or a folder of images")
+    images.add_argument("--data", help="training images: a registered stimulus set or a folder of images; required for image families")
     images.add_argument("--image-size", type=int, help="resize the images to this side (default: as they are)")
     images.add_argument("--in-channels", type=int, help="image channels the model takes (default: the data's)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")

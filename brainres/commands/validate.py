@@ -1,10 +1,11 @@
 """``brainres validate FILE``: check a netCDF file against the data model."""
 
 from __future__ import annotations
+from brainres.commands import HelpFormatter
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("validate", help="check a netCDF file against the brainres data model")
+    parser = subparsers.add_parser("validate", formatter_class=HelpFormatter, help="check a netCDF file against the brainres data model")
     parser.add_argument("path")
     parser.add_argument("--kind", help="data-model kind (default: the file's brainres_kind attribute; needed for a "
                                        "file without one)")

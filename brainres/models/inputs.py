@@ -51,6 +51,33 @@ def prepare_images(images: np.ndarray, *, in_channels: int, image_size: int | No
     return tensor
 
 
+def edge_map(images: torch.Tensor) -> torch.Tensor:
+    """Line-drawing versions of float images: one minus the Sobel gradient magnitude of their luminance.
+
+    Each image's magnitude is scaled to a maximum of 1, so edges are black on
+    white, like the Geirhos edge stimuli; the result has the input's shape
+    (colour inputs get the same map in every channel).
+
+    Examples
+    --------
+    >>> square = torch.ones(1, 1, 8, 8); square[..., 2:6, 2:6] = 0
+    >>> drawing = edge_map(square)
+    >>> float(drawing[0, 0, 0, 0]), float(drawing[0, 0, 4, 4]), float(drawing.min())
+    (1.0, 1.0, 0.0)
+    """
+    if images.ndim != 4:
+        raise InputError(f"images must have dims (stimulus, channel, y, x), got shape {tuple(images.shape)}")
+    channels = images.shape[1]
+    grey = images if channels == 1 else (images[:, :3] * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(
+        dim=1, keepdim=True)
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=grey.dtype).view(1, 1, 3, 3)
+    # replicate padding: the image border is not an edge
+    padded = F.pad(grey, (1, 1, 1, 1), mode="replicate")
+    magnitude = torch.sqrt(F.conv2d(padded, sobel) ** 2 + F.conv2d(padded, sobel.transpose(2, 3)) ** 2)
+    magnitude = magnitude / magnitude.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+    return (1 - magnitude).repeat(1, channels, 1, 1)
+
+
 def stimulus_classes(stimuli: xr.Dataset) -> list[str]:
     """Class names of a labelled stimulus set, in label order (``label.attrs['classes']``), else sorted categories."""
     if "label" in stimuli and "classes" in stimuli["label"].attrs:

@@ -25,6 +25,7 @@ task ran.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 
@@ -107,7 +108,7 @@ def run_in_process(tasks: list[Task], *, threads: int = 1, progress: bool = True
 
 
 def run_on_dask(tasks: list[Task], client, *, threads: int = 1, quiet: bool = False,
-                states: dict | None = None) -> list[dict]:
+                states: dict | None = None, progress: bool = True, dashboard: bool = False) -> list[dict]:
     """Submit the tasks that are not done to a Dask client, with their dependencies; wait for all."""
     from distributed import as_completed
 
@@ -120,9 +121,11 @@ def run_on_dask(tasks: list[Task], client, *, threads: int = 1, quiet: bool = Fa
             records[task.key] = _reused(task, detail)
             continue
         upstream = [futures[d] for d in task.deps if d in futures]
-        futures[task.key] = client.submit(execute_task, task, by_key, threads, False, *upstream,
+        # workers print one plain line per epoch (no bars: several workers share the terminal or the log)
+        futures[task.key] = client.submit(execute_task, task, by_key, threads, "lines" if progress else False,
+                                          *upstream,
                                           key=f"brainres-{task.kind}-{task.hash[:16]}", pure=False)
-    if futures and "dashboard" in client.scheduler_info().get("services", {}):
+    if futures and dashboard and "dashboard" in client.scheduler_info().get("services", {}):
         _say(f"dask dashboard: {client.dashboard_link}", quiet)
     _say(f"{len(records)} of {len(tasks)} tasks finished earlier; {len(futures)} submitted", quiet)
     done = len(records)
@@ -137,7 +140,7 @@ def run_on_dask(tasks: list[Task], client, *, threads: int = 1, quiet: bool = Fa
 
 
 def make_client(executor: str, *, workers: int = 2, scheduler: str | None = None, slurm: dict | None = None,
-                threads: int = 1):
+                threads: int = 1, dashboard: bool = False):
     """A Dask client for ``executor`` (and the cluster to close, if we started one)."""
     from distributed import Client, LocalCluster
 
@@ -149,8 +152,12 @@ def make_client(executor: str, *, workers: int = 2, scheduler: str | None = None
         except OSError as err:
             raise EngineError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
     if executor == "local":
+        # The dashboard starts only when asked for; the scheduler's own HTTP routes (health, metrics)
+        # bind a free local port rather than 8787.
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0" if _has_bokeh() else None)
+                               dashboard_address=None, silence_logs=logging.ERROR,
+                               scheduler_kwargs={"dashboard": bool(dashboard and _has_bokeh()),
+                                                 "dashboard_address": "127.0.0.1:0"})
         return Client(cluster), cluster
     if executor == "slurm":
         cluster = slurm_cluster(slurm or {}, threads)
@@ -187,15 +194,37 @@ def _has_bokeh() -> bool:
 
 def run_tasks(tasks: list[Task], *, executor: str = "in-process", workers: int = 2, threads: int = 1,
               scheduler: str | None = None, slurm: dict | None = None, progress: bool = True,
-              quiet: bool = False) -> list[dict]:
+              quiet: bool = False, dashboard: bool = False) -> list[dict]:
     """Run the tasks with the chosen executor; returns one record per task."""
     states = triage(tasks, quiet=quiet)
     if executor == "in-process" or all(state == "done" for state, _ in states.values()):  # no cluster needed
         return run_in_process(tasks, threads=threads, progress=progress, quiet=quiet, states=states)
-    client, cluster = make_client(executor, workers=workers, scheduler=scheduler, slurm=slurm, threads=threads)
+    client, cluster = make_client(executor, workers=workers, scheduler=scheduler, slurm=slurm, threads=threads,
+                                  dashboard=dashboard)
     try:
-        return run_on_dask(tasks, client, threads=threads, quiet=quiet, states=states)
+        return run_on_dask(tasks, client, threads=threads, quiet=quiet, states=states, progress=progress,
+                           dashboard=dashboard)
     finally:
-        client.close()
-        if cluster is not None:
+        close_cluster(client, cluster)
+
+
+def close_cluster(client, cluster) -> None:
+    """Close a client and the cluster we started, without the nannies' "still alive ... killing" noise.
+
+    The client goes first, which releases every result it held, so no worker has
+    data to hand over; then the cluster. A worker that is slow to exit (a loaded
+    machine) is stopped by its nanny, which is expected at this point and not
+    worth a warning. (Retiring the workers instead makes them copy their results
+    to each other first, and on a loaded machine that ends in stream errors.)
+    """
+    import logging
+
+    client.close()
+    if cluster is not None:
+        nanny = logging.getLogger("distributed.nanny")
+        level = nanny.level
+        nanny.setLevel(logging.ERROR)
+        try:
             cluster.close()
+        finally:
+            nanny.setLevel(level)

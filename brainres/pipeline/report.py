@@ -31,6 +31,9 @@ def _training_sentence(training: dict, data: str, has_halting: bool) -> str:
     levels = [level for level in training["occlusion_levels"]]
     augmentation = ("no occlusion augmentation" if levels == [0.0] else
                     f"occlusion augmentation at levels {', '.join(f'{level:g}' for level in levels)}")
+    if training.get("edge_maps"):
+        augmentation += (f"; each epoch {100 * training['edge_maps']:g}% of the training images (drawn at random) "
+                         "shown as edge maps (one minus the Sobel gradient magnitude of their luminance)")
     loss = ("halting-weighted cross-entropy plus "
             f"{training['step_loss_weight']:g} x the mean cross-entropy over steps" if has_halting
             else "the mean cross-entropy over steps")

@@ -39,7 +39,7 @@ def check(pipeline, *, device: str | None = None):
 
 def run_pipeline(pipeline, run_dir=None, *, executor: str | None = None, workers: int | None = None,
                  scheduler: str | None = None, device: str | None = None, progress: bool = True,
-                 quiet: bool = False, wait: bool = False) -> Path:
+                 quiet: bool = False, wait: bool = False, dashboard: bool = False) -> Path:
     """Check ``pipeline`` whole, run every task that is not finished yet, then write the report.
 
     Parameters
@@ -61,9 +61,12 @@ def run_pipeline(pipeline, run_dir=None, *, executor: str | None = None, workers
         Train and export every model on this device (``"cuda"``); default: each
         model's ``device`` (CPU unless the pipeline says otherwise).
     progress : bool
-        Progress of training (epoch by epoch) and export.
+        Progress of training (epoch by epoch: a bar on a terminal, plain lines in a log or from Dask
+        workers) and export.
     quiet : bool
         No status lines on stderr.
+    dashboard : bool
+        Start the Dask dashboard of a local cluster (off unless asked for).
     wait : bool
         If another run holds ``run_dir``, wait for it to finish (then reuse
         what it finished) instead of refusing with its process id.
@@ -95,7 +98,7 @@ def run_pipeline(pipeline, run_dir=None, *, executor: str | None = None, workers
             executor = "scheduler"
         records = run_tasks(tasks, executor=executor or pipeline.executor, workers=workers or pipeline.workers,
                             threads=pipeline.threads_per_task, scheduler=scheduler, slurm=pipeline.slurm,
-                            progress=progress and not quiet, quiet=quiet)
+                            progress=progress and not quiet, quiet=quiet, dashboard=dashboard)
         from brainres.pipeline.report import write_run_report
 
         atomic_write_text(run_dir / "provenance.json",

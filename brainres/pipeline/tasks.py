@@ -186,7 +186,40 @@ def build_tasks(checked, run_dir) -> list:
         repeat = sum(t.startswith(key) for t in tasks)  # the same comparison with other options
         add(Task(key + (f"/{repeat + 1}" if repeat else ""), "compare", spec, deps,
                  context={"data": source, "variants": [v.label for v, _ in entry.variants]}), "results")
+    _add_model_comparisons(add, pipeline, checked, tasks)
     return list(tasks.values())
+
+
+# Options of a time-vs-rt comparison that the comparison of its models with each other shares.
+_SHARED_OPTIONS = ("occlusion", "method", "n_resamples", "n_splits", "seed", "ci_level")
+
+
+def _add_model_comparisons(add, pipeline, checked, tasks) -> None:
+    """Where two or more models are compared with the same human RTs, one paired comparison of all of them."""
+    groups: dict = {}
+    for index, comparison in enumerate(pipeline.comparisons):
+        if comparison.kind == "time-vs-rt":
+            shared = {k: comparison.options[k] for k in _SHARED_OPTIONS if k in comparison.options}
+            key = (comparison.data, comparison.stimuli or "", json.dumps(shared, sort_keys=True))
+            groups.setdefault(key, []).append((index, comparison, shared))
+    for (data, stimuli, _), members in groups.items():
+        models, readouts, deps = {}, {}, []
+        for index, comparison, shared in members:
+            if comparison.model in models:
+                continue  # the first readout of each model
+            task = next(t for t in tasks.values() if t.kind == "compare" and t.spec["model"] == comparison.model
+                        and t.spec["data"] == (None if checked.data[index] is None else checked.data[index].spec())
+                        and t.spec["stimuli"] == comparison.stimuli)
+            models[comparison.model] = list(task.deps)
+            readouts[comparison.model] = comparison.options.get("readout", "expected_halting_step")
+            deps += [d for d in task.deps if d not in deps]
+        if len(models) < 2:
+            continue
+        source = checked.data[members[0][0]]
+        spec = {"kind": "model-comparison", "models": sorted(models), "stimuli": stimuli or None,
+                "data": source.spec(), "options": {**members[0][2], "readouts": readouts}}
+        add(Task(f"compare/model-comparison/{'+'.join(sorted(models))}/{stimuli or 'measures'}/{data}", "compare",
+                 spec, tuple(deps), context={"data": source, "models": models}), "results")
 
 
 def _add_task_family_tasks(add, model, entry) -> None:
@@ -313,6 +346,21 @@ def run_compare(task: Task, tasks: dict, progress: bool) -> dict:
 
     exports = [tasks[d].folder / "measures.nc" for d in task.deps]
     data = None if task.context["data"] is None else load_data(task.context["data"])
+    if task.context.get("models"):  # several models, each from its own exports
+        from brainres.compare import compare_models
+        from brainres.data.io import open_netcdf_many
+
+        opened = {name: open_netcdf_many([tasks[d].folder / "measures.nc" for d in deps], concat_dim="seed")
+                  for name, deps in task.context["models"].items()}
+        try:
+            result = compare_models(task.spec["kind"], {name: ds for name, ds in opened.items()}, data,
+                                    **task.spec["options"])
+        finally:
+            for ds in opened.values():
+                ds.close()
+        result.inputs.update(data=task.spec["data"]["ref"], stimuli=task.spec["stimuli"])
+        save_result(result, task.folder)
+        return {"estimates": len(result.results)}
     if task.context.get("variants"):
         from brainres.data.io import read_netcdf
         from brainres.data.variants import combine_variants

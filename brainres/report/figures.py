@@ -1,6 +1,6 @@
 """Figures drawn from the data a comparison returns.
 
-Two kinds cover every comparison:
+Three kinds cover every comparison:
 
 ``scatter``
     variables ``x``, ``y`` along ``point``; optional ``x_low``/``x_high`` and
@@ -10,6 +10,10 @@ Two kinds cover every comparison:
     variable ``y`` along ``x`` (optionally also ``series``), optional
     ``y_low``/``y_high`` bands; attrs ``ceiling_low``/``ceiling_high`` shade a
     horizontal noise-ceiling band; labels as above.
+``bars``
+    variable ``y`` along one categorical dimension (e.g. ``model``), optional
+    ``y_low``/``y_high`` whiskers and a ceiling band, as in rsatoolbox's
+    model-comparison plot.
 """
 
 from __future__ import annotations
@@ -108,4 +112,24 @@ def _lines(ax, figure):
         ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
 
 
-DRAWERS = {"scatter": _scatter, "lines": _lines}
+def _bars(ax, figure):
+    """One bar per category (``y`` along its one dimension) with interval whiskers and a ceiling band."""
+    dim = figure["y"].dims[0]
+    labels = [str(v) for v in figure[dim].values]
+    x = np.arange(len(labels))
+    y = figure["y"].values
+    if "ceiling_low" in figure.attrs:
+        ax.axhspan(figure.attrs["ceiling_low"], figure.attrs["ceiling_high"], color="0.6", alpha=0.3,
+                   label="noise ceiling")
+    yerr = None
+    if "y_low" in figure:
+        yerr = np.abs(np.vstack([y - figure["y_low"].values, figure["y_high"].values - y]))
+    ax.bar(x, y, color="tab:blue", alpha=0.8, yerr=yerr, capsize=4, ecolor="0.2")
+    ax.axhline(0, color="0.3", lw=0.6)
+    ax.set_xticks(x, labels, rotation=20 if max(map(len, labels)) > 8 else 0, ha="right" if max(map(len, labels)) > 8
+                  else "center")
+    if "ceiling_low" in figure.attrs:
+        ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+
+
+DRAWERS = {"scatter": _scatter, "lines": _lines, "bars": _bars}

@@ -26,8 +26,10 @@ h3 { border-top: 1px solid #ddd; padding-top: 1rem; }
 table { border-collapse: collapse; font-size: 0.78rem; margin: 0.5rem 0 1rem; width: 100%; table-layout: auto; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.2rem 0.4rem; text-align: right; vertical-align: top;
          white-space: nowrap; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, table.summary th:last-child { text-align: left; }
 td.label { text-align: left; white-space: normal; overflow-wrap: anywhere; width: 60%; }
+td.warning { text-align: left; white-space: normal; min-width: 10rem; width: 30%; }
+table.summary td.label { width: 45%; }
 figure { margin: 0.5rem 0; max-width: 34rem; } figure svg { width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.85rem; color: #444; }
 .note { background: #fff6dd; padding: 0.4rem 0.7rem; border-left: 3px solid #e0b000; }
@@ -66,6 +68,9 @@ def heading(comparison) -> str:
     """A heading that names the comparison, the model, its readout and the data."""
     inputs = comparison.inputs
     parts = [comparison.comparison]
+    if inputs.get("models"):
+        names = [f"'{name}'" for name in inputs["models"]]
+        parts.append("models " + (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]))
     if inputs.get("model"):
         model = f"model '{inputs['model']}'"
         if inputs.get("stimuli"):
@@ -89,7 +94,6 @@ def headline_results(comparison) -> list:
 def _summary(comparisons) -> str:
     rows = []
     for comparison in comparisons:
-        warnings = "; ".join(comparison.notes[:2]) if comparison.notes else ""
         for result in headline_results(comparison):
             ceiling = result.extra.get("ceiling")
             ceiling = "" if ceiling is None or ceiling != ceiling else number(float(ceiling))
@@ -98,8 +102,8 @@ def _summary(comparisons) -> str:
                 f"{html.escape(str(result.extra.get('label', result.statistic)))}</small></td>"
                 f"<td>{number(result.estimate)}</td><td>{_interval(result)}</td><td>{ceiling}</td>"
                 f"<td>{result.n or ''} {html.escape(_unit(result)) if result.n else ''}</td>"
-                f"<td class='warning'>{html.escape(str(result.extra.get('warning', '')) or warnings)}</td></tr>")
-    return ("<table><tr><th>finding</th><th>estimate</th><th>95% CI</th><th>ceiling</th><th>n</th>"
+                f"<td class='warning'>{html.escape(str(result.extra.get('warning') or ''))}</td></tr>")
+    return ("<table class='summary'><tr><th>finding</th><th>estimate</th><th>95% CI</th><th>ceiling</th><th>n</th>"
             f"<th>warnings</th></tr>{''.join(rows)}</table>")
 
 
@@ -141,6 +145,27 @@ def _figure(name: str, figure, filename: str) -> str:
     return f"<figure>{svg}<figcaption>{caption} {link}</figcaption></figure>"
 
 
+def comparison_section(comparison, index: int) -> str:
+    """One comparison's section: heading, notes, figures, sentences, results table (also its notebook view)."""
+    parts = [f"<h3 id='comparison-{index}'>{html.escape(heading(comparison))}</h3>",
+             f"<p><em>{html.escape(comparison.title)}</em></p>"]
+    parts += [f"<p class='note'>{html.escape(note)}</p>" for note in comparison.notes]
+    parts += [_figure(name, figure, f"{comparison.comparison}-{index}-{name}.csv")
+              for name, figure in comparison.figures.items()]
+    sentences = [f"<li>{html.escape(str(r.extra.get('label', r.statistic)))}: {apa_sentence(r, unit=_unit(r))}"
+                 + (f" <small>Estimand: {html.escape(str(r.extra['estimand']))}.</small>" if r.extra.get("estimand")
+                    else "") + "</li>"
+                 for r in comparison.results]
+    parts.append(f"<ul>{''.join(sentences)}</ul>")
+    parts.append(_table(comparison, index))
+    return "\n".join(parts)
+
+
+def summary_table(comparisons) -> str:
+    """The findings table the report starts with (also a run's notebook view)."""
+    return _summary(comparisons)
+
+
 def render_report(*, title: str, comparisons, methods: list[str], provenance: dict) -> str:
     """The report as one HTML string."""
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
@@ -150,17 +175,7 @@ def render_report(*, title: str, comparisons, methods: list[str], provenance: di
         parts.append("<h2>Summary</h2>")
         parts.append(_summary(comparisons))
     parts.append("<h2>Results</h2>")
-    for index, comparison in enumerate(comparisons):
-        parts.append(f"<h3 id='comparison-{index}'>{html.escape(heading(comparison))}</h3>")
-        parts.append(f"<p><em>{html.escape(comparison.title)}</em></p>")
-        for note in comparison.notes:
-            parts.append(f"<p class='note'>{html.escape(note)}</p>")
-        for name, figure in comparison.figures.items():
-            parts.append(_figure(name, figure, f"{comparison.comparison}-{index}-{name}.csv"))
-        sentences = [f"<li>{html.escape(str(r.extra.get('label', r.statistic)))}: {apa_sentence(r, unit=_unit(r))}</li>"
-                     for r in comparison.results]
-        parts.append(f"<ul>{''.join(sentences)}</ul>")
-        parts.append(_table(comparison, index))
+    parts += [comparison_section(comparison, index) for index, comparison in enumerate(comparisons)]
     parts.append("<h2>Methods</h2>")
     parts.extend(f"<p>{html.escape(paragraph)}</p>" for paragraph in methods)
     parts.extend(f"<p>{html.escape(c.methods)}</p>" for c in comparisons if c.methods)

@@ -14,8 +14,10 @@ from brainres.stats.correlate import (
     permutation_correlation,
 )
 from brainres.stats.encoding import ridge_encoding
+from brainres.stats.latent import latent_correlation
 from brainres.stats.mixed import mixed_model_results, rt_mixed_model
 from brainres.stats.multiple import adjust_p_values, adjust_results
+from brainres.stats.paired import bootstrap_correlation_difference
 from brainres.stats.reliability import (
     correlation_ceiling,
     disattenuated_correlation,
@@ -26,6 +28,7 @@ from brainres.stats.reliability import (
 from brainres.stats.resample import crossed_bootstrap, permutation_test
 from brainres.stats.result import StatResult, results_table, results_to_dataset
 from brainres.stats.seeds import seed_difference, seed_summary
+from brainres.stats.sparse import SparseHuman, human_cells
 from brainres.stats.rsa import (
     bootstrap_rdm_comparison,
     compare_over_steps,
@@ -36,9 +39,11 @@ from brainres.stats.rsa import (
 
 __all__ = [
     "StatResult",
+    "SparseHuman",
     "adjust_p_values",
     "adjust_results",
     "bootstrap_correlation",
+    "bootstrap_correlation_difference",
     "bootstrap_rdm_comparison",
     "compare_over_steps",
     "compare_rdms",
@@ -47,6 +52,8 @@ __all__ = [
     "correlation_ceiling",
     "crossed_bootstrap",
     "disattenuated_correlation",
+    "latent_correlation",
+    "human_cells",
     "mixed_model_results",
     "partial_correlation",
     "permutation_correlation",

@@ -886,6 +886,13 @@ def warm_up(verbose: bool = False) -> dict[str, float]:
         _loaded.add((kernel.__name__, tuple(kernel.typeof_pyval(a) for a in args)))
         if verbose:
             print(f"{name}: {seconds[name]:.2f} s", flush=True)
+    from brainres.stats import sparse_kernels  # the sparse designs' kernels share this cache
+
+    started = time.perf_counter()
+    sparse_kernels.warm_up()
+    seconds["sparse kernels"] = time.perf_counter() - started
+    if verbose:
+        print(f"sparse kernels: {seconds['sparse kernels']:.2f} s", flush=True)
     return seconds
 
 

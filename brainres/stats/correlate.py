@@ -26,9 +26,20 @@ import xarray as xr
 from scipy import stats as sps
 
 from brainres.errors import BrainresError, StimulusMismatchError
-from brainres.stats.kernels import compiled, rank_plan, spearman_fixed, weighted_kendall, weighted_pearson
-from brainres.stats.resample import crossed_bootstrap, permutation_test
+from brainres.stats.kernels import (
+    compiled,
+    rank_plan,
+    spearman_fixed,
+    weighted_kendall,
+    weighted_pearson,
+)
+from brainres.stats.resample import (
+    INTERVAL_ALIASES,
+    crossed_bootstrap,
+    permutation_test,
+)
 from brainres.stats.result import StatResult
+from brainres.stats.sparse import is_sparse_human, sparse_correlation_statistic
 
 METHODS = ("pearson", "spearman", "kendall")
 AGGREGATES = ("seed_mean", "mean_of_seeds")
@@ -82,7 +93,8 @@ def correlate(x, y, *, method: str = "spearman", alternative: str = "two-sided",
         method=f"{method} correlation, {alternative} p-value",
         p_value=float(p),
         n=int(x.size),
-        extra={"n_removed": n_removed},
+        extra={"n_removed": n_removed, "estimand": f"the {method} correlation of these two per-stimulus measures "
+               "over the population of stimuli (each measure as it is: noise in it attenuates the value)"},
     )
 
 
@@ -200,6 +212,8 @@ def correlation_statistic(model, human, *, method: str = "spearman", aggregate: 
     per-seed correlations are averaged with them ("mean_of_seeds"); human rows
     are averaged with the subject weights, ignoring NaNs.
     """
+    if is_sparse_human(human):  # subjects who saw different stimuli: brainres.stats.sparse
+        return sparse_correlation_statistic(model, human, method=method, aggregate=aggregate)
     _check_method(method)
     if aggregate not in AGGREGATES:
         raise CorrelationInputError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
@@ -301,7 +315,7 @@ def bootstrap_correlation(
     n_resamples: int = 10_000,
     seed=None,
     ci_level: float = 0.95,
-    interval: str = "bias_corrected",
+    interval: str = "bias_shifted_percentile",
     correction: str = "dual",
     batch_size: int | None = None,
     keep_distribution: bool = False,
@@ -321,25 +335,31 @@ def bootstrap_correlation(
     resample : sequence of str, optional
         Factors to resample among "seed", "stimulus", "subject"; default every
         factor with more than one unit.
-    interval : {"bias_corrected", "bca", "percentile"}
-        Default ``bias_corrected``: averaging few noisy seeds or subjects
-        attenuates the correlation, so resamples with repeated seeds/subjects
-        fall mostly below the estimate; the bootstrap bias then estimates the
-        attenuation and the interval is centred on ``estimate - bias``. BCa
-        does the same through ``z0`` but breaks down when nearly all
-        resamples fall on one side (see docs/statistics.md, calibration).
+    interval : {"bias_shifted_percentile", "bca", "percentile"}
+        Default ``bias_shifted_percentile`` (the percentile interval shifted
+        by twice the bootstrap bias; formerly called ``bias_corrected``):
+        averaging few noisy seeds or subjects attenuates the correlation, so
+        resamples with repeated seeds/subjects fall mostly below the
+        estimate; the bootstrap bias then estimates the attenuation (to
+        first order only: it under-corrects at 3 seeds and 10 noisy subjects,
+        see the calibration in docs/statistics.md; for the noise-free
+        correlation use :func:`brainres.stats.latent.latent_correlation`),
+        and the estimate and interval are centred on ``estimate - bias``.
     n_resamples, seed, ci_level, correction, batch_size, keep_distribution
         See :func:`brainres.stats.resample.crossed_bootstrap`.
 
     Returns
     -------
     StatResult
-        The estimate is the plain correlation of the means; ``extra`` holds
-        ``bootstrap_bias`` and ``bootstrap_se``.
+        With the bias-shifted interval the estimate is ``r - bias`` (the
+        plain correlation of the means in ``extra["plug_in_estimate"]``),
+        otherwise the plain correlation; ``extra`` holds ``bootstrap_bias``,
+        ``bootstrap_se`` and ``estimand``.
     """
     statistic, sizes = correlation_statistic(model, human, method=method, aggregate=aggregate)
     if resample is None:
         resample = [f for f in ("seed", "stimulus", "subject") if sizes[f] > 1]
+    estimand = bootstrap_estimand(method, sizes, resample, interval)
     fixed = {f: n for f, n in sizes.items() if n == 1}
     active = {f: n for f, n in sizes.items() if n > 1}
 
@@ -367,8 +387,29 @@ def bootstrap_correlation(
         statistic_name=f"{method}_{aggregate}",
         n=sizes["stimulus"],
         bounds=(-1.0, 1.0),
-        extra={"n_seeds": sizes["seed"], "n_subjects": sizes["subject"]},
+        extra={"n_seeds": sizes["seed"], "n_subjects": sizes["subject"], "estimand": estimand},
     )
+
+
+def bootstrap_estimand(method: str, sizes: dict, resample, interval: str) -> str:
+    """In words: what the bootstrap interval of a model-human correlation is an interval for.
+
+    The bootstrap treats the resampled factors as samples from populations:
+    its target is the correlation with infinitely many units of each resampled
+    factor (seeds, subjects) and over the population of stimuli, while factors
+    held fixed stay at their sample (these seeds' mean, these subjects' mean).
+    """
+    resample = set(resample)
+    seeds = ("the model's expected measure over infinitely many seeds" if "seed" in resample and sizes["seed"] > 1
+             else f"the model's mean over these {sizes['seed']} seed(s)")
+    subjects = ("the humans' expected measure over infinitely many subjects" if "subject" in resample
+                and sizes["subject"] > 1 else f"the mean of these {sizes['subject']} subject(s)")
+    stimuli = "over the population of stimuli" if "stimulus" in resample else "over these stimuli"
+    text = f"the {method} correlation, {stimuli}, of {seeds} with {subjects}"
+    if INTERVAL_ALIASES.get(interval, interval) == "bias_shifted_percentile":
+        text += ("; the attenuation by the resampled units' noise is removed to first order only (the bootstrap "
+                 "bias), which under-corrects strong attenuation")
+    return text
 
 
 def permutation_correlation(

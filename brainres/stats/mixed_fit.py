@@ -39,6 +39,9 @@ import scipy.optimize
 import scipy.sparse
 
 LOG_2PI = math.log(2 * math.pi)
+# The Schur complement stays sparse (LU) when larger than this and less dense than this share.
+SPARSE_SCHUR_SIZE = 3000
+SPARSE_SCHUR_DENSITY = 0.05
 
 
 @dataclass
@@ -236,19 +239,45 @@ class CrossedModel:
             W = self._C_layout.matrix(W_blocks.ravel())
             CT = self._CT_layout.matrix(C_blocks.ravel())
             # Schur complement on the small factor: S = A - C B^-1 C'.
-            S = -(W @ CT).toarray()
-        A = np.einsum("ia,lij,jc->lac", Ts, self.G_s, Ts) + np.eye(qs)
+            product = W @ CT
+            dim = product.shape[0]
+            if dim > SPARSE_SCHUR_SIZE and product.nnz < SPARSE_SCHUR_DENSITY * dim * dim:
+                # Little overlap between the small factor's levels: keep S sparse (LU with a
+                # fill-reducing order and diagonal pivots, as for a symmetric matrix).
+                return self._finish(Ts, Tb, B_inv, log_det_B, C, CT, _SparseFactor(self._A(Ts) - product))
+            S = -product.toarray()
+        self._add_A(S, Ts)
+        return self._finish(Ts, Tb, B_inv, log_det_B, C, CT, _DenseFactor(S))
+
+    def _A_blocks(self, Ts):
+        return np.einsum("ia,lij,jc->lac", Ts, self.G_s, Ts) + np.eye(self.small.q)
+
+    def _add_A(self, S, Ts):
+        """S += A, the small factor's block-diagonal ``Ts' G_l Ts + I``."""
+        qs = self.small.q
+        A = self._A_blocks(Ts)
+        index = np.arange(self.small.n_levels) * qs
         for a in range(qs):
             for c in range(qs):
-                index = np.arange(s.n_levels) * qs
                 S[index + a, index + c] += A[:, a, c]
-        chol_S = scipy.linalg.cholesky(S, lower=True, overwrite_a=True, check_finite=False)
-        log_det_S = float(2 * np.log(np.diagonal(chol_S)).sum())
+
+    def _A(self, Ts):
+        """A as a sparse matrix."""
+        qs, levels = self.small.q, self.small.n_levels
+        A = self._A_blocks(Ts)
+        rows = (np.arange(levels)[:, None, None] * qs + np.arange(qs)[None, :, None]) + 0 * np.arange(qs)
+        cols = (np.arange(levels)[:, None, None] * qs + np.arange(qs)[None, None, :]) + 0 * rows
+        return scipy.sparse.csr_matrix((A.ravel(), (rows.ravel(), cols.ravel())), shape=(levels * qs,) * 2)
+
+    def _finish(self, Ts, Tb, B_inv, log_det_B, C, CT, factor):
+        """The solve given the factor of the Schur complement: fixed effects, r2 and log-determinants."""
+        s, b = self.small, self.big
+        qs, qb = s.q, b.q
         # Right-hand sides Lambda' Z' [X y], and M^-1 of them by blocks.
         r_s = np.einsum("ia,lij->laj", Ts, self.H_s).reshape(s.n_levels * qs, -1)
         r_b = np.einsum("ia,lij->laj", Tb, self.H_b)
         y_b = np.einsum("lac,lcj->laj", B_inv, r_b).reshape(b.n_levels * qb, -1)
-        x_s = scipy.linalg.cho_solve((chol_S, True), r_s - C @ y_b, check_finite=False)
+        x_s = factor.solve(r_s - C @ y_b)
         correction = (CT @ x_s).reshape(b.n_levels, qb, -1)
         x_b = y_b - np.einsum("lac,lcj->laj", B_inv, correction).reshape(b.n_levels * qb, -1)
         quadratic = r_s.T @ x_s + r_b.reshape(b.n_levels * qb, -1).T @ x_b
@@ -258,7 +287,7 @@ class CrossedModel:
         R_XX = np.linalg.cholesky(K[:p, :p])
         beta = scipy.linalg.cho_solve((R_XX, True), K[:p, p])
         r2 = float(K[p, p] - K[p, :p] @ beta)
-        return {"log_det_L": log_det_B + log_det_S, "R_XX": R_XX, "beta": beta, "r2": r2}
+        return {"log_det_L": log_det_B + factor.log_det, "R_XX": R_XX, "beta": beta, "r2": r2}
 
     def deviance(self, theta, reml=True):
         """Profiled deviance (``-2 log L``, REML criterion when ``reml``) at ``theta``."""
@@ -396,6 +425,34 @@ def _newton(objective, theta, value, lower, tol, max_steps=30):
         if not improved:
             return theta, value, False
     return theta, value, False
+
+
+class _DenseFactor:
+    """Cholesky factor of a dense symmetric positive definite matrix (overwritten)."""
+
+    def __init__(self, S):
+        self.chol = scipy.linalg.cholesky(S, lower=True, overwrite_a=True, check_finite=False)
+        self.log_det = float(2 * np.log(np.diagonal(self.chol)).sum())
+
+    def solve(self, rhs):
+        return scipy.linalg.cho_solve((self.chol, True), rhs, check_finite=False)
+
+
+class _SparseFactor:
+    """LU factor (SuperLU, symmetric mode, diagonal pivots) of a sparse symmetric positive definite matrix."""
+
+    def __init__(self, S):
+        import scipy.sparse.linalg
+
+        self.lu = scipy.sparse.linalg.splu(scipy.sparse.csc_matrix(S), permc_spec="MMD_AT_PLUS_A",
+                                           diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+        diagonal = self.lu.U.diagonal()
+        if not np.all(diagonal > 0):
+            raise np.linalg.LinAlgError("the Schur complement is not positive definite")
+        self.log_det = float(np.log(diagonal).sum())
+
+    def solve(self, rhs):
+        return self.lu.solve(np.asarray(rhs, dtype=float))
 
 
 class _CSRLayout:

@@ -44,7 +44,9 @@ from brainres.stats.result import StatResult
 # factor-sized array; keeps peak memory near 8 * _BATCH_ELEMENTS bytes per array.
 _BATCH_ELEMENTS = 2_000_000
 
-INTERVALS = ("percentile", "bca", "bias_corrected")
+INTERVALS = ("percentile", "bca", "bias_shifted_percentile")
+# Former name of "bias_shifted_percentile", still accepted: it is not Efron's bias-corrected (BC) interval.
+INTERVAL_ALIASES = {"bias_corrected": "bias_shifted_percentile"}
 CORRECTIONS = ("dual", "dual_asymptotic", "none")
 
 
@@ -138,12 +140,14 @@ def bca_interval(
 ) -> tuple[float, float]:
     """Bias-corrected and accelerated (BCa) interval, as in ``scipy.stats.bootstrap``.
 
-    ``z0`` is the normal quantile of the fraction of resamples strictly below
-    the estimate; the acceleration comes from :func:`jackknife_acceleration`.
+    ``z0`` is the normal quantile of the share of resamples below the
+    estimate, ties counted half (scipy's ``_percentile_of_score``:
+    ``(#{theta* < theta} + #{theta* <= theta}) / (2 B)``); the acceleration
+    comes from :func:`jackknife_acceleration`.
     """
     _check_level(ci_level)
     values = _finite(distribution)
-    fraction_below = np.mean(values < estimate)
+    fraction_below = (np.sum(values < estimate) + np.sum(values <= estimate)) / (2 * values.size)
     if not 0 < fraction_below < 1:
         # Every resample on one side of the estimate: BCa is undefined.
         return math.nan, math.nan
@@ -246,9 +250,14 @@ def crossed_bootstrap(
         of each factor's stream (see :func:`draw_counts`). The numbers are
         the same for any ``batch_size`` and number of threads.
     ci_level : float, default 0.95
-    interval : {"bca", "percentile", "bias_corrected"}
-        ``bias_corrected`` is the percentile interval shifted by twice the
-        bootstrap bias (centred on ``estimate - bias``); it stays usable when
+    interval : {"bca", "percentile", "bias_shifted_percentile"}
+        ``bias_shifted_percentile`` is the percentile interval shifted by
+        twice the bootstrap bias (centred on ``estimate - bias``; not Efron's
+        bias-corrected interval; the old name ``"bias_corrected"`` is still
+        accepted). With it the reported ``estimate`` is the interval's centre,
+        ``estimate - bias`` (the plug-in value is kept in
+        ``extra["plug_in_estimate"]``), so estimate and interval are for the
+        same quantity. It stays usable when
         nearly every resample falls on one side of the estimate, where BCa
         breaks down (e.g. resampling a few seeds or subjects whose noise
         attenuates a correlation).
@@ -289,6 +298,7 @@ def crossed_bootstrap(
     for factor in resample:  # a factor held fixed may have a single unit
         if sizes[factor] < 2:
             raise ResamplingError(f"factor {factor!r} has {sizes[factor]} unit(s); the bootstrap needs at least 2")
+    interval = INTERVAL_ALIASES.get(interval, interval)
     if interval not in INTERVALS:
         raise ResamplingError(f"interval must be one of {INTERVALS}, got {interval!r}")
     if correction not in CORRECTIONS:
@@ -346,9 +356,9 @@ def crossed_bootstrap(
 
     if interval == "percentile":
         ci_low, ci_high = percentile_interval(distribution, ci_level)
-    elif interval == "bias_corrected":
+    elif interval == "bias_shifted_percentile":
         # Percentile interval moved by twice the bootstrap bias, so that it is
-        # centred on the bias-corrected estimate (estimate - bias).
+        # centred on the bias-shifted estimate (estimate - bias).
         ci_low, ci_high = percentile_interval(distribution - 2 * bias, ci_level)
     else:
         jackknife = [_jackknife(statistic, sizes, factor, batch_size) for factor in resample]
@@ -367,10 +377,13 @@ def crossed_bootstrap(
     info["bootstrap_se"] = float(np.nanstd(distribution, ddof=1))
     info["crossed_se"] = math.sqrt(crossed_variance)
     info["bootstrap_bias"] = bias
+    if interval == "bias_shifted_percentile":
+        info["plug_in_estimate"] = estimate
+        estimate = float(np.clip(estimate - bias, *bounds))
     if corrected:
         info["variance_scale"] = scale**2
     if interval == "bca" and math.isnan(ci_low):
-        info["note"] = "BCa undefined: every resample fell on one side of the estimate; use interval='bias_corrected'"
+        info["note"] = "BCa undefined: every resample fell on one side of the estimate; use interval='bias_shifted_percentile'"
     n_failed = int(np.sum(~np.isfinite(crossed)))
     if n_failed:
         info["n_failed_resamples"] = n_failed

@@ -73,3 +73,16 @@ def test_accuracy_is_tested_against_chance():
     assert len(against_chance) == 3
     for r in against_chance:
         assert r.ci_low < r.estimate < r.ci_high and r.p_value < 1e-6 and r.interval == "clopper_pearson"
+
+
+def test_a_constant_readout_is_named_as_such():
+    from brainres.comparisons._common import ComparisonError
+
+    model = synthetic.export(n_seeds=2, n_stimuli=30)
+    model["expected_halting_step"][:] = 5.0
+    data = synthetic.trials_for(list(model["stimulus_id"].values))
+    with pytest.raises(ComparisonError, match="does not vary across stimuli or occlusion levels"):
+        compare("occlusion-recurrence", model, data, n_resamples=100)
+    result = compare("speed-accuracy", model, data, n_resamples=100)
+    assert any("does not vary across stimuli" in note for note in result.notes)
+    assert not any(r.statistic == "time_difference" for r in result.results)

@@ -40,7 +40,7 @@ def test_a_plugin_is_imported_only_when_used():
 
 
 def test_unknown_dataset_lists_the_registered_ones():
-    with pytest.raises(UnknownDatasetError, match="unknown dataset 'mnist'; registered: .*mnist-test"):
+    with pytest.raises(UnknownDatasetError, match=r"unknown dataset 'mnist' \(did you mean 'mnist-test'\?\); registered: .*mnist-test"):
         load_dataset("mnist")
 
 

@@ -259,7 +259,7 @@ def test_config_round_trip_and_validation():
     assert TrainConfig.from_dict(config.to_dict()).config_hash() == config.config_hash()
     assert TrainConfig().occlusion_levels == (0.0,)
     assert set(TrainConfig().to_dict()) == {"seed", "epochs", "batch_size", "learning_rate", "held_out_fraction",
-                                            "split_seed", "occlusion_levels", "patch_size", "step_loss_weight",
+                                            "split_seed", "occlusion_levels", "edge_maps", "patch_size", "step_loss_weight",
                                             "num_threads", "device"}
     with pytest.raises(SettingsError, match="held_out_fraction"):
         tiny_config(held_out_fraction=1.0)
@@ -326,38 +326,3 @@ def test_stimuli_to_tensors_keeps_and_renumbers_classes():
     assert ids[0] == "s000" and labels[0] == 1  # label 0 became 1
     with pytest.raises(TrainingError, match=r"classes \[7\]"):
         stimuli_to_tensors(_stimuli(), classes=[7])
-
-
-def test_cli_trains_the_grid(tmp_path, monkeypatch, capsys):
-    import argparse
-
-    from brainres.commands import train as train_command
-    from brainres.data import registry
-
-    monkeypatch.setattr(registry, "load_stimuli", lambda dataset_id: _stimuli())
-    parser = argparse.ArgumentParser(prog="brainres")
-    train_command.register(parser.add_subparsers())
-    argv = ["train", "--dataset", "digits", "--seeds", "0", "1", "--lambda-time", "0", "0.1", "--epochs", "1",
-            "--max-channels", "4", "--max-layers", "1", "--max-steps", "2", "--out", str(tmp_path), "--quiet"]
-    args = parser.parse_args(argv)
-    assert args.occlusion_levels == [0.0]
-    assert args.func(args) == 0
-    folders = sorted(p.parent for p in tmp_path.glob("*/checkpoint.pt"))
-    assert len(folders) == 4
-    grid = set()
-    for folder in folders:
-        stored = json.loads((folder / CONFIG).read_text())
-        training = TrainConfig.from_dict(stored["training"])
-        # each run's folder is named after the first 16 characters of its hash
-        assert folder.name == stored["config_hash"][:16] == run_config_hash(stored["model"], training)[:16]
-        assert stored["model"]["family"] == "lattice" and stored["model"]["classes"] == ["c0", "c1", "c2"]
-        assert stored["model"]["settings"]["max_steps"] == 2 and stored["model"]["settings"]["n_classes"] == 3
-        assert training.occlusion_levels == (0.0,)
-        grid.add((training.seed, stored["model"]["settings"]["lambda_time"]))
-    assert grid == {(0, 0.0), (0, 0.1), (1, 0.0), (1, 0.1)}
-    printed = capsys.readouterr().out
-    assert "held_out_accuracy" in printed and "lambda_time" in printed
-    # Rerunning the command finds the finished runs and trains nothing new.
-    before = {folder: (folder / CHECKPOINT).stat().st_mtime_ns for folder in folders}
-    assert args.func(parser.parse_args(argv)) == 0
-    assert {folder: (folder / CHECKPOINT).stat().st_mtime_ns for folder in folders} == before

@@ -56,11 +56,16 @@ def assert_same_outputs(run_dir, reference):
         xr.testing.assert_identical(exports[name], expected_exports[name])
 
 
-def test_local_cluster_gives_the_in_process_results(reference, tmp_path):
-    run_pipeline(parse_pipeline(PIPELINE), tmp_path, executor="local", workers=2, progress=False, quiet=True)
+def test_local_cluster_gives_the_in_process_results_and_ends_cleanly(reference, tmp_path, capfd):
+    run_pipeline(parse_pipeline(PIPELINE), tmp_path, executor="local", workers=2, progress=True, quiet=False)
     assert_same_outputs(tmp_path, reference)
     statuses = [t["status"] for t in json.loads((tmp_path / "provenance.json").read_text())["tasks"]]
     assert statuses == ["ran"] * 6
+    printed = capfd.readouterr()
+    output = printed.out + printed.err
+    # plain progress lines from the workers (epoch N of M), no bars, no dashboard unless asked, no nanny noise
+    assert "epoch 8/8" in output.replace(" of ", "/") and "\r" not in output
+    assert "dashboard" not in output and "still alive" not in output and "killing" not in output.lower()
 
 
 def _start(*command, log):

@@ -58,7 +58,7 @@ def test_pipeline_runs_reuses_and_reports(tmp_path):
     assert html.index("<h2>Summary</h2>") < html.index("<h2>Results</h2>")  # findings first
     import html as html_module
 
-    assert ("time-vs-rt — model 'tiny' on toy-digit-rts, readout expected halting step, vs toy-digit-rts"
+    assert ("time-vs-rt — model 'tiny' on toy-digit-rts, readout expected halting step, measure rt, vs toy-digit-rts"
             in html_module.unescape(html))
     assert "95% CI [" in html and "Methods" in html and "Provenance" in html
     results = (run_dir / "results.csv").read_text()
@@ -73,6 +73,18 @@ def test_pipeline_runs_reuses_and_reports(tmp_path):
     assert [t["status"] for t in provenance["tasks"]] == ["reused"] * 7
     exports = {n: t for n, t in first.items() if n == "measures.nc"}
     assert exports == {n: t for n, t in ((p.name, p.stat().st_mtime_ns) for p in run_dir.rglob("measures.nc"))}
+
+    # the finished run, opened in a notebook: the summary, every estimate, and a view of each part
+    import brainres
+
+    run = brainres.open_run(run_dir)
+    assert len(run.comparisons) == 3 and list(run.results.columns[:2]) == ["comparison", "statistic"]
+    assert len(run.results) == results.count("\n") - 1
+    assert not run.summary().empty and "<th>finding</th>" in run._repr_html_() and "<svg" in run._repr_html_()
+    first_result = run.comparisons[0].results[0]
+    assert "<table" in first_result._repr_html_() and "<svg" in run.comparisons[0]._repr_html_()
+    with pytest.raises(brainres.errors.BrainresError, match="not a finished brainres run"):
+        brainres.open_run(tmp_path)
 
     changed = json.loads(json.dumps(PIPELINE))
     changed["comparison"][0]["options"]["n_resamples"] = 400

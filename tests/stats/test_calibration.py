@@ -1,9 +1,13 @@
-"""Coverage of the crossed bootstrap on simulated studies with a known population correlation.
+"""Coverage of every interval the comparisons report, on simulated studies with a known truth.
 
-Slow (kept out of the default run): ``pytest -m slow -s tests/stats/test_calibration.py``.
+Slow (kept out of the default run): ``pytest -m slow -s tests/stats/test_calibration.py``. The designs, the
+simulation and the estimands are those of ``docs/experiments/calibrate_time_vs_rt.py`` (which prints the table
+in docs/statistics.md); each interval is scored against the estimand it states.
 """
 
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,11 +27,11 @@ def _population_value(method, rho):
 @pytest.mark.parametrize(
     "method, interval, n_subjects",
     [
-        ("pearson", "bias_corrected", 1),
-        ("spearman", "bias_corrected", 1),
+        ("pearson", "bias_shifted_percentile", 1),
+        ("spearman", "bias_shifted_percentile", 1),
         ("pearson", "bca", 1),
-        ("pearson", "bias_corrected", 8),
-        ("spearman", "bias_corrected", 8),
+        ("pearson", "bias_shifted_percentile", 8),
+        ("spearman", "bias_shifted_percentile", 8),
     ],
 )
 def test_crossed_bootstrap_intervals_cover_the_population_correlation(simulate, method, interval, n_subjects):
@@ -40,9 +44,55 @@ def test_crossed_bootstrap_intervals_cover_the_population_correlation(simulate, 
                                 noise_sd=1.0, subject_sd=1.0 if n_subjects > 1 else 0.0)
         result = bootstrap_correlation(model, human, method=method, interval=interval, n_resamples=2000, seed=study)
         covered += result.ci_low <= truth <= result.ci_high
+        # (10 seeds: the first-order bias shift is enough here; at 3 seeds it is not, see below)
         widths.append(result.ci_high - result.ci_low)
     coverage = covered / N_STUDIES
     factors = "seed x stimulus" + (" x subject" if n_subjects > 1 else "")
     print(f"\n[calibration] {method}, {interval}, {factors}: coverage {coverage:.3f} of {N_STUDIES} studies "
           f"(truth {truth:.3f}), mean width {np.mean(widths):.3f}")
     assert 0.93 <= coverage <= 0.97
+
+
+def _script():
+    path = Path(__file__).resolve().parents[2] / "docs" / "experiments" / "calibrate_time_vs_rt.py"
+    spec = importlib.util.spec_from_file_location("calibrate_time_vs_rt", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CALIBRATION = _script()
+# Rows whose stated claim is 93-97 % coverage of their estimand. The seed x stimulus x subject bias-shifted
+# interval is not claimed (it undercovers the noise-free correlation at 3 seeds x 160 x 10; time-vs-rt no
+# longer reports it): it is scored and printed, and must stay below the claim there, so the table stays true.
+CLAIMED = ("analytic (Fisher z)", "seed x stimulus, bias-shifted percentile",
+           "noise-corrected (variance components, percentile)", "human split-half reliability (BCa)",
+           "paired difference, bias-shifted percentile")
+
+
+def _check(rows):
+    for row in rows:
+        print("\n[calibration] " + CALIBRATION.format_row(row))
+        if row["interval"] in CLAIMED:
+            # The Clopper-Pearson interval of the coverage must reach into [0.93, 0.97]: a coverage of 0.95
+            # passes with near certainty, one of 0.90 or 0.99 fails with near certainty (500 studies).
+            assert row["coverage_high"] >= 0.93 and row["coverage_low"] <= 0.97, row
+
+
+@pytest.mark.parametrize("cell", range(len(CALIBRATION.CORRELATION_CELLS)))
+def test_time_vs_rt_intervals_cover_their_estimands(cell, monkeypatch):
+    monkeypatch.setattr(CALIBRATION, "RELIABILITY_EVERY", 1)  # every study scores every row
+    rows = CALIBRATION.calibrate_correlation(studies=N_STUDIES, n_resamples=999,
+                                             **CALIBRATION.CORRELATION_CELLS[cell])
+    _check(rows)
+    assert all(row["studies"] == N_STUDIES for row in rows)
+    design = CALIBRATION.CORRELATION_CELLS[cell]
+    if design["n_seeds"] == 3 and design["rho"] > 0:
+        three = next(r for r in rows if r["interval"].startswith("seed x stimulus x subject"))
+        assert three["coverage_high"] < 0.93  # the documented undercoverage of the first-order shift
+
+
+@pytest.mark.parametrize("cell", range(len(CALIBRATION.DIFFERENCE_CELLS)))
+def test_model_comparison_difference_interval_covers_both_estimands(cell):
+    rows = CALIBRATION.calibrate_difference(studies=N_STUDIES, n_resamples=999, **CALIBRATION.DIFFERENCE_CELLS[cell])
+    _check(rows)

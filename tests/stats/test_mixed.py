@@ -10,6 +10,7 @@ import statsmodels.formula.api as smf
 import brainres.stats.mixed as mixed
 from brainres.errors import StimulusMismatchError
 from brainres.stats.mixed import MixedModelError, compare_mixed_models, mixed_model_results, rt_mixed_model
+from brainres.stats import mixed_fit
 from brainres.stats.mixed_fit import CrossedModel, Factor
 
 needs_r = pytest.mark.skipif(shutil.which("Rscript") is None,
@@ -161,7 +162,7 @@ def test_designs_that_cannot_be_fitted_raise_clear_errors():
         rt_mixed_model(trials, pd.DataFrame({"a": measure, "b": 2 * measure}))
 
 
-def test_sparse_and_dense_cross_products_give_the_same_fit():
+def test_sparse_and_dense_cross_products_give_the_same_fit(monkeypatch):
     # Few subjects keep C (subjects x stimuli) dense; many levels switch it to a sparse matrix.
     trials, measures = _design(5, 40, 120, keep=0.3, repeats=2, slope_sd=0.05)
     y = np.log(trials["rt"].to_numpy())
@@ -184,9 +185,15 @@ def test_sparse_and_dense_cross_products_give_the_same_fit():
     shape = (s.n_levels * s.q, b.n_levels * b.q)
     sparse._C_layout = _csr_layout(rows.ravel(), cols.ravel(), shape)
     sparse._CT_layout = _csr_layout(cols.ravel(), rows.ravel(), shape[::-1])
-    for theta in (np.array([0.4, 0.6, 0.1, 0.3]), np.array([1.0, 1.0, 0.0, 1.0])):
-        for reml in (True, False):
-            assert sparse.deviance(theta, reml) == pytest.approx(dense.deviance(theta, reml), rel=1e-12)
+    thetas = (np.array([0.4, 0.6, 0.1, 0.3]), np.array([1.0, 1.0, 0.0, 1.0]))
+    expected = {(k, reml): dense.deviance(theta, reml) for k, theta in enumerate(thetas) for reml in (True, False)}
+    for (k, reml), value in expected.items():
+        assert sparse.deviance(thetas[k], reml) == pytest.approx(value, rel=1e-12)
+    # Large designs with little overlap keep the Schur complement sparse too (LU instead of Cholesky).
+    monkeypatch.setattr(mixed_fit, "SPARSE_SCHUR_SIZE", 0)
+    monkeypatch.setattr(mixed_fit, "SPARSE_SCHUR_DENSITY", 1.1)
+    for (k, reml), value in expected.items():
+        assert sparse.deviance(thetas[k], reml) == pytest.approx(value, rel=1e-10)
 
 
 def test_memory_grows_with_trials_not_subjects_times_stimuli():

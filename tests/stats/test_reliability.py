@@ -80,7 +80,7 @@ def test_disattenuated_correlation_recovers_the_true_correlation():
     assert result.extra["raw_r"] < result.estimate
     assert result.estimate == pytest.approx(rho, abs=0.08)
     assert result.ci_low < rho < result.ci_high
-    assert result.extra["ceiling"] == pytest.approx(
+    assert result.extra["attenuation"] == pytest.approx(
         correlation_ceiling(result.extra["reliability_human"], result.extra["reliability_model"])
     )
 
@@ -99,3 +99,47 @@ def test_split_half_reliability_of_mean_rt_on_real_data(load_real, subject_stimu
     print(f"\n{dataset_id}: split-half reliability of per-stimulus mean RT "
           f"{result.estimate:.3f} [{result.ci_low:.3f}, {result.ci_high:.3f}] (BCa 95%, 2000 stimulus resamples)")
     assert 0 < result.ci_low < result.estimate < result.ci_high < 1
+
+
+def test_unequal_halves_are_stepped_up_by_their_sizes():
+    from brainres.stats.reliability import step_up
+
+    # Equal halves: Spearman-Brown.
+    assert step_up(0.5, 5, 5, 10) == pytest.approx(spearman_brown(0.5))
+    # Parallel units with single-unit reliability x: means of a and b units correlate sqrt(rel_a rel_b).
+    x = 0.3
+    rel = lambda k: k * x / (1 + (k - 1) * x)  # noqa: E731
+    assert step_up(math.sqrt(rel(1) * rel(2)), 1, 2, 3) == pytest.approx(rel(3))
+    assert step_up(-math.sqrt(rel(1) * rel(2)), 1, 2, 3) == pytest.approx(-rel(3))
+
+
+def test_odd_unit_counts_recover_the_known_reliability():
+    # 3 seeds split 1 vs 2: Spearman-Brown (as if equal halves) would understate the reliability.
+    rng = np.random.default_rng(21)
+    noise_sd = 1.0
+    estimates = [split_half_reliability(_subjects(rng, 3, 400, noise_sd), n_resamples=0, seed=k).estimate
+                 for k in range(40)]
+    truth = 1 / (1 + noise_sd**2 / 3)
+    assert np.mean(estimates) == pytest.approx(truth, abs=0.015)
+
+
+def test_bootstrap_uses_random_splits_and_the_method_says_how_many():
+    rng = np.random.default_rng(22)
+    data = _subjects(rng, 10, 80, 1.5)
+    result = split_half_reliability(data, n_resamples=200, bootstrap_splits=20, seed=3)
+    assert "126 (all) splits" in result.method and result.extra["n_splits"] == 126
+    from brainres.stats.reliability import _choose_splits
+
+    chosen = _choose_splits(126, 20, np.random.default_rng(0))
+    assert chosen.size == 20 and np.unique(chosen).size == 20 and chosen.max() > 19
+
+
+def test_noise_corrected_correlation_stays_within_bounds():
+    # Nearly pure noise with few units: the estimate and the interval stay in [-1, 1] (the estimand is bounded).
+    rng = np.random.default_rng(23)
+    model = 0.1 * rng.normal(size=40) + rng.normal(size=(3, 40))
+    human = 0.1 * rng.normal(size=40) + rng.normal(size=(10, 40))
+    for reliability in ("variance_components", "split_half"):
+        result = disattenuated_correlation(model, human, n_resamples=300, seed=1, reliability=reliability)
+        assert -1 <= result.ci_low <= result.estimate <= result.ci_high <= 1 or np.isnan(result.ci_low)
+        assert -1 <= result.estimate <= 1

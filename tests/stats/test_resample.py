@@ -167,3 +167,41 @@ def test_permutation_p_value_counts_the_null_distribution():
                                    n_resamples=999, rng=np.random.default_rng(1)).pvalue
     assert abs(np.mean(result.distribution)) < 0.03
     assert abs(result.p_value - scipy_p) < 0.05
+
+
+def test_bca_z0_counts_ties_as_scipy_does():
+    # An integer-valued statistic ties the estimate in many resamples: scipy counts a tie as half below.
+    from scipy.special import ndtri
+
+    from brainres.stats.resample import bca_interval
+
+    rng = np.random.default_rng(9)
+    distribution = rng.integers(0, 5, size=2001).astype(float)
+    estimate = 2.0
+    jackknife = [rng.normal(size=30)]
+    ours = bca_interval(distribution, estimate, jackknife)
+    scipy_share = (np.sum(distribution < estimate) + np.sum(distribution <= estimate)) / (2 * distribution.size)
+    strict_share = np.mean(distribution < estimate)
+    assert scipy_share != strict_share
+    # The interval follows from z0 = ndtri(scipy's share): recompute its ends by hand.
+    from brainres.stats.resample import jackknife_acceleration
+
+    z0, a = ndtri(scipy_share), jackknife_acceleration(jackknife)
+    levels = [sps.norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z))) for z in (sps.norm.ppf(0.025), sps.norm.ppf(0.975))]
+    assert ours == pytest.approx(tuple(np.percentile(distribution, [100 * levels[0], 100 * levels[1]])))
+
+
+def test_bias_shifted_percentile_reports_its_centre_and_accepts_the_old_name():
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=50)
+    statistic = lambda w: np.sqrt(np.maximum(w["stimulus"] @ x**2 - (w["stimulus"] @ x) ** 2, 0))  # noqa: E731
+    new = crossed_bootstrap(statistic, {"stimulus": 50}, n_resamples=800, seed=2, interval="bias_shifted_percentile")
+    old = crossed_bootstrap(statistic, {"stimulus": 50}, n_resamples=800, seed=2, interval="bias_corrected")
+    assert new == old and new.interval == "bias_shifted_percentile"
+    plug_in = float(np.std(x))
+    assert new.extra["plug_in_estimate"] == pytest.approx(plug_in)
+    assert new.estimate == pytest.approx(plug_in - new.extra["bootstrap_bias"])
+    # centred on the reported estimate: the interval is the shifted percentile interval
+    plain = crossed_bootstrap(statistic, {"stimulus": 50}, n_resamples=800, seed=2, interval="percentile")
+    shift = -2 * new.extra["bootstrap_bias"]
+    assert (new.ci_low, new.ci_high) == pytest.approx((plain.ci_low + shift, plain.ci_high + shift))

@@ -54,6 +54,11 @@ class LatticeConfig(Settings):
     unrolling: str = setting("biological", Choice("biological", "sweep"), "how depth unfolds in time")
     halting: str = setting("confidence", Choice("confidence", "features"), "what the halting head reads")
     top_down: bool = setting(False, Boolean(), "add top-down convolutions from the layer above")
+    stem_stride: int = setting(1, Integer(low=1, high=2),
+                               "stride of the stem convolution (2: the first maps have half the image's side)")
+    downsample: bool = setting(False, Boolean(),
+                               "each layer works at half the side of the one below (2 x 2 average pooling of "
+                               "its bottom-up input; the stem's maps are pooled for the first layer)")
     lambda_breadth: float = setting(0.0, _NON_NEGATIVE, "weight of the breadth cost (rank-weighted L1 of channel gates)")
     lambda_depth: float = setting(0.0, _NON_NEGATIVE, "weight of the depth cost (sum of layer gates)")
     lambda_time: float = setting(0.0, _NON_NEGATIVE, "weight of the time cost (expected halting step)")
@@ -78,7 +83,9 @@ def describe(config: LatticeConfig) -> str:
     return (
         f"the breadth-depth-time lattice (at most {config.max_channels} channels, {config.max_layers} layers and "
         f"{config.max_steps} recurrent steps; {config.unrolling} unrolling, {config.readout} readout"
-        f"{', top-down connections' if config.top_down else ''}; pressures lambda_breadth = {config.lambda_breadth:g}, "
+        f"{', top-down connections' if config.top_down else ''}"
+        f"{', a stem of stride 2' if config.stem_stride == 2 else ''}"
+        f"{', each layer at half the resolution of the one below' if config.downsample else ''}; pressures lambda_breadth = {config.lambda_breadth:g}, "
         f"lambda_depth = {config.lambda_depth:g}, lambda_time = {config.lambda_time:g}; {config.halting} halting "
         f"with a geometric prior of {config.halting_prior:g} weighted {config.beta_kl:g})"
     )

@@ -57,6 +57,19 @@ def geometric_prior(n_steps: int, halting_prior: float) -> torch.Tensor:
     return prior / prior.sum()
 
 
+def _shrink(maps: torch.Tensor, downsample: bool) -> torch.Tensor:
+    """Maps as the next layer up receives them: halved by 2 x 2 average pooling when layers downsample."""
+    return F.avg_pool2d(maps, 2, ceil_mode=True) if downsample else maps
+
+
+def _zero_states(encoded: torch.Tensor, n_layers: int, downsample: bool) -> list:
+    """Zero initial states, one per layer, each the size of the input that layer receives."""
+    states = [torch.zeros_like(encoded)]
+    for _ in range(n_layers - 1):
+        states.append(_shrink(states[-1], downsample))
+    return states
+
+
 class _LatticeLayer(nn.Module):
     """One recurrent layer: bottom-up + lateral (+ top-down) conv, norm, channel gates."""
 
@@ -114,7 +127,8 @@ class LatticeNet(nn.Module):
         self.config = config
         channels = config.max_channels
         with seeded(seed):
-            self.stem = nn.Conv2d(config.in_channels, channels, config.kernel_size, padding=config.kernel_size // 2)
+            self.stem = nn.Conv2d(config.in_channels, channels, config.kernel_size, stride=config.stem_stride,
+                                  padding=config.kernel_size // 2)
             self.layers = nn.ModuleList(
                 _LatticeLayer(channels, config.kernel_size, config.top_down) for _ in range(config.max_layers)
             )
@@ -149,8 +163,12 @@ class LatticeNet(nn.Module):
         if not torch.is_floating_point(images):
             raise ContractError(f"images must be floating point in [0, 1], got dtype {images.dtype}")
 
+    def _encode(self, images):
+        """The stem's maps as the first layer receives them (pooled when layers downsample)."""
+        return _shrink(F.relu(self.stem(images)), self.config.downsample)
+
     def _initial_states(self, encoded):
-        return [torch.zeros_like(encoded) for _ in self.layers]
+        return _zero_states(encoded, len(self.layers), self.config.downsample)
 
     def halting_slope(self) -> torch.Tensor:
         """Slope of the halting logit in the readout's certainty (confidence halting only)."""
@@ -164,8 +182,10 @@ class LatticeNet(nn.Module):
             if index == 0:
                 below = encoded
             else:
-                below = states[index - 1] if biological else new_states[index - 1]
-            above = states[index + 1] if index + 1 < len(states) else None
+                below = _shrink(states[index - 1] if biological else new_states[index - 1], self.config.downsample)
+            above = states[index + 1] if index + 1 < len(states) and layer.top_down is not None else None
+            if above is not None and self.config.downsample:
+                above = F.interpolate(above, size=states[index].shape[-2:], mode="nearest")
             new_states.append(layer(below, states[index], above, scales[index]))
         return new_states
 
@@ -217,7 +237,7 @@ class LatticeNet(nn.Module):
             (batch, step) and ``expected_steps`` (batch,).
         """
         self._check_images(images)
-        encoded = F.relu(self.stem(images))
+        encoded = self._encode(images)
         states = self._initial_states(encoded)
         scales = self._scales()
         step_pooled, per_step_states = [], []
@@ -324,7 +344,7 @@ class LatticeNet(nn.Module):
         if not 0 < halting_mass <= 1:
             raise ContractError(f"halting_mass must lie in (0, 1], got {halting_mass}")
         batch = images.shape[0]
-        encoded = F.relu(self.stem(images))
+        encoded = self._encode(images)
         states = self._initial_states(encoded)
         scales = self._scales()
         device = images.device
@@ -369,7 +389,8 @@ class FixedStepRecurrentNet(nn.Module):
         channels = config.max_channels
         padding = config.kernel_size // 2
         with seeded(seed):
-            self.stem = nn.Conv2d(config.in_channels, channels, config.kernel_size, padding=padding)
+            self.stem = nn.Conv2d(config.in_channels, channels, config.kernel_size, stride=config.stem_stride,
+                                  padding=padding)
             self.bottom_up = nn.ModuleList(
                 nn.Conv2d(channels, channels, config.kernel_size, padding=padding) for _ in range(config.max_layers)
             )
@@ -390,8 +411,9 @@ class FixedStepRecurrentNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict:
         """``logits`` of the last step as a one-step contract output, shape (batch, 1, class)."""
-        encoded = F.relu(self.stem(images))
-        states = [torch.zeros_like(encoded) for _ in self.bottom_up]
+        downsample = self.config.downsample
+        encoded = _shrink(F.relu(self.stem(images)), downsample)
+        states = _zero_states(encoded, len(self.bottom_up), downsample)
         biological = self.config.unrolling == "biological"
         for _ in range(self.config.max_steps):
             new_states = []
@@ -399,10 +421,13 @@ class FixedStepRecurrentNet(nn.Module):
                 if index == 0:
                     below = encoded
                 else:
-                    below = states[index - 1] if biological else new_states[index - 1]
+                    below = _shrink(states[index - 1] if biological else new_states[index - 1], downsample)
                 drive = self.bottom_up[index](below) + self.lateral[index](states[index])
                 if self.top_down is not None and index + 1 < len(states):
-                    drive = drive + self.top_down[index](states[index + 1])
+                    above = states[index + 1]
+                    if downsample:
+                        above = F.interpolate(above, size=states[index].shape[-2:], mode="nearest")
+                    drive = drive + self.top_down[index](above)
                 state = below + F.relu(self.norms[index](drive))
                 new_states.append(state)
             states = new_states

@@ -20,7 +20,7 @@ import torch
 
 from brainres.errors import BrainresError
 from brainres.families.base import ImageFamily
-from brainres.settings import SettingsError
+from brainres.settings import SettingsError, unknown_keys
 
 
 class FactoryError(BrainresError, ValueError):
@@ -38,8 +38,18 @@ def _module_file(module_name: str, folder: Path | None) -> Path | None:
     return None
 
 
+def _installed_file(module_name: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin).resolve() if spec and spec.origin else None
+
+
 def _import(module_name: str, folder: Path | None):
     file = _module_file(module_name, folder)
+    if file is not None and file == _installed_file(module_name):
+        file = None  # an installed package seen from its own source tree: import it, don't put the tree on sys.path
     if file is None:
         try:
             return importlib.import_module(module_name)
@@ -98,7 +108,7 @@ def source_files(factory: str, folder) -> list[Path]:
 
 
 def _settings(values: dict, *, in_channels: int, n_classes: int, folder=None):
-    problems = []
+    problems = unknown_keys(values, ("factory", "options"))
     factory = values.get("factory")
     if not isinstance(factory, str) or ":" not in factory:
         problems.append(f"factory: expected 'module:callable' (e.g. 'blnet:build'), got {factory!r}")

@@ -1,0 +1,137 @@
+"""The human side of time-vs-rt: RT, accuracy and label entropy, each with a ceiling that fits it (synthetic truth)."""
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.stats import entropy, hypergeom, pearsonr, spearmanr
+
+from brainres.compare import compare
+from brainres.comparisons._common import ComparisonError
+from brainres.comparisons._human_measures import (
+    human_measure, label_disattenuated_correlation, label_entropy, label_split_half_reliability, split_label_counts,
+)
+from brainres.settings import SettingsError
+from brainres.testing import PROVENANCE, planted_time_and_rt
+
+
+def by_label(result, text):
+    return next(r for r in result.results if text in r.extra["label"])
+
+
+def _labels(n_stimuli, *, n_annotators=50, concentration=0.2, seed=0):
+    """True label distributions (Dirichlet) and counts of ``n_annotators`` draws from each."""
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(10, concentration), size=n_stimuli)
+    return p, rng.multinomial(n_annotators, p)
+
+
+def _counts_dataset(counts, ids):
+    return xr.Dataset({"counts": (("stimulus_id", "label"), counts)}, coords={"stimulus_id": ids},
+                      attrs={**PROVENANCE, "dataset_id": "synthetic-labels", "brainres_kind": "human_labels"})
+
+
+def test_label_entropy_matches_scipy():
+    _, counts = _labels(50, seed=1)
+    expected = entropy(counts, axis=1) / np.log(10)
+    np.testing.assert_allclose(label_entropy(counts), expected, atol=1e-12)
+    assert np.isnan(label_entropy([[0, 0]]))[0]
+
+
+def test_split_halves_are_hypergeometric():
+    counts = np.array([[30, 15, 5], [1, 0, 50]])
+    first, second = split_label_counts(counts, n_splits=20_000, seed=3)
+    assert (first + second == counts).all() and (first >= 0).all()
+    np.testing.assert_array_equal(first.sum(axis=2), np.broadcast_to([25, 25], (20_000, 2)))
+    # the first label of stimulus 0: 25 of 50 annotators drawn, 30 of whom chose it
+    law = hypergeom(50, 30, 25)
+    draws = first[:, 0, 0]
+    assert abs(draws.mean() - law.mean()) < 4 * law.std() / np.sqrt(draws.size)
+    assert abs(draws.var() / law.var() - 1) < 0.05
+    # a label nobody chose is never drawn; same seed, same halves
+    assert (first[:, 1, 1] == 0).all()
+    again, _ = split_label_counts(counts, n_splits=20_000, seed=3)
+    np.testing.assert_array_equal(first, again)
+
+
+@pytest.mark.parametrize("concentration, n_annotators, tolerance", [(0.2, 50, 0.08), (1.0, 50, 0.08), (1.0, 20, 0.12)])
+def test_label_reliability_recovers_the_parallel_forms_reliability(concentration, n_annotators, tolerance):
+    # truth: the correlation of the entropies of two independent sets of annotators (many stimuli)
+    rng = np.random.default_rng(7)
+    p = rng.dirichlet(np.full(10, concentration), size=5000)
+    sets = [rng.multinomial(n_annotators, p) for _ in range(2)]
+    truth = spearmanr(label_entropy(sets[0]), label_entropy(sets[1]))[0]
+    estimate = label_split_half_reliability(sets[0][:400], n_splits=50, n_resamples=200, seed=1)
+    assert estimate.ci_low < truth < estimate.ci_high
+    # (400 stimuli: the estimate has its own sampling error.) The step-up treats entropy like a mean of
+    # annotators: close at 50 annotators (CIFAR-10H; 0.860 against 0.859 over 1,000 stimuli), a little low
+    # at 20 annotators with diffuse labels (0.29 against 0.35 over 1,000 stimuli)
+    assert abs(estimate.estimate - truth) < tolerance
+    assert estimate.extra["unit"] == "annotator" and "annotators" in estimate.method
+
+
+def test_noise_corrected_correlation_with_label_entropy_covers_the_truth():
+    # model time = true entropy + a stimulus effect the humans do not share + seed noise
+    rng = np.random.default_rng(11)
+    p, counts = _labels(300, n_annotators=30, concentration=0.3, seed=12)
+    truth_h = label_entropy(p * 1e6)  # the entropy of the label distribution itself (infinitely many annotators)
+    private = rng.normal(0, truth_h.std() * 0.75, 300)
+    model = truth_h + private + rng.normal(0, 0.3, (3, 300))
+    truth = pearsonr(truth_h + private, truth_h)[0]
+    corrected = label_disattenuated_correlation(model, counts, method="pearson", n_splits=100, n_resamples=400, seed=2)
+    assert corrected.ci_low < truth < corrected.ci_high
+    assert corrected.extra["raw_r"] < corrected.estimate  # the noise attenuated the raw correlation
+    assert 0 < corrected.extra["reliability_human"] < 1 and 0 < corrected.extra["reliability_model"] < 1
+
+
+def test_time_vs_label_entropy_names_the_measure_and_uses_annotator_splits():
+    p, counts = _labels(120, seed=4)
+    ids = [f"s{i:03d}" for i in range(120)]
+    model, _ = planted_time_and_rt(correlation=0.0, seed=5, n_stimuli=120, n_subjects=4)
+    model = model.assign_coords(stimulus_id=ids)
+    # plant model time as the human entropy plus noise
+    time = label_entropy(counts)[None, :, None] * 3 + np.random.default_rng(6).normal(0, 0.3, (3, 120, 1))
+    model["expected_halting_step"] = (("seed", "stimulus_id", "occlusion"),
+                                      np.broadcast_to(time, model["expected_halting_step"].shape).copy())
+    result = compare("time-vs-rt", model, _counts_dataset(counts, ids), measure="label_entropy", n_resamples=500,
+                     n_splits=50, seed=1)
+    assert "human label entropy" in result.title
+    labels = [r.extra["label"] for r in result.results]
+    assert not any("human RT" in label for label in labels)
+    analytic = by_label(result, "analytic")
+    expected = spearmanr(model["expected_halting_step"].sel(occlusion=0.0).mean("seed"), label_entropy(counts))[0]
+    assert analytic.estimate == pytest.approx(expected)
+    assert analytic.ci_low > 0.5
+    assert by_label(result, "two-factor").resampled == ("seed", "stimulus")
+    assert by_label(result, "reliability").extra["unit"] == "annotator"
+    assert not any("mixed model" in label for label in labels)  # a trial-level log-RT model needs RTs
+    assert "human label entropy" in result.methods and "annotators" in result.methods
+    assert result.inputs["measure"] == "label_entropy"
+
+
+def test_time_vs_accuracy_uses_per_subject_accuracy():
+    model, trials = planted_time_and_rt(correlation=0.5, seed=3, n_stimuli=60, n_subjects=6)
+    result = compare("time-vs-rt", model, trials, measure="accuracy", n_resamples=300, n_splits=20, seed=1)
+    measured = human_measure(trials, "accuracy")
+    accuracy = measured.select([str(s) for s in model["stimulus_id"].values]).values()
+    expected = spearmanr(model["expected_halting_step"].sel(occlusion=0.0).mean("seed"), accuracy)[0]
+    assert by_label(result, "analytic").estimate == pytest.approx(expected)
+    assert "human accuracy" in result.title and "human accuracy" in by_label(result, "reliability").extra["label"]
+    assert by_label(result, "reliability").extra["unit"] == "subject"
+
+
+def test_a_measure_that_does_not_fit_the_data_is_refused():
+    model, trials = planted_time_and_rt(correlation=0.0, seed=5, n_stimuli=30, n_subjects=4)
+    with pytest.raises(ComparisonError, match="label_entropy.*counts"):
+        compare("time-vs-rt", model, trials, measure="label_entropy", n_resamples=100)
+    _, counts = _labels(30)
+    labels = _counts_dataset(counts, [str(s) for s in model["stimulus_id"].values])
+    with pytest.raises(ComparisonError, match="measure 'rt' needs human trials.*label_entropy"):
+        compare("time-vs-rt", model, labels, n_resamples=100)
+    with pytest.raises(ComparisonError, match="correct_only applies to measure 'rt' only"):
+        compare("time-vs-rt", model, trials, measure="accuracy", correct_only=True, n_resamples=100)
+    with pytest.raises((SettingsError, ComparisonError), match="measure"):
+        compare("time-vs-rt", model, trials, measure="entropy", n_resamples=100)
+    counts[3] = 0
+    counts[3, 0] = 1
+    with pytest.raises(ComparisonError, match="fewer than 2 labels"):
+        human_measure(_counts_dataset(counts, [f"s{i}" for i in range(30)]), "label_entropy")
