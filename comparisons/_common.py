@@ -148,6 +148,19 @@ def model_diagnostics(model: xr.Dataset, time: np.ndarray, readout: str, *, occl
         numbers.update(share_at_first_step=at_first, share_at_last_step=at_last)
         spread += (f" steps (of {first:g} to {last:g}); {at_first:.0%} of seed x stimulus values at the first step, "
                    f"{at_last:.0%} at the last")
+        if readout == "expected_halting_step" and "median_halting_step" in model:
+            # an expected step is rarely exactly at a bound; where the model halts is its median step
+            median = model["median_halting_step"]
+            if "occlusion" in median.dims:
+                median = median.sel(occlusion=float(occlusion or 0.0))
+            median = median.values
+            median_first, median_last = float(np.mean(median <= first)), float(np.mean(median >= last))
+            numbers.update(share_median_at_first_step=median_first, share_median_at_last_step=median_last)
+            spread += (f"; the median halting step is at the first step for {median_first:.0%} and at the last for "
+                       f"{median_last:.0%} of seed x stimulus pairs (all exported stimuli)")
+            if median_last > 0.5:
+                warnings.append(f"model time is pinned at its bound: the median halting step is the last step for "
+                                f"{median_last:.0%} of seed x stimulus pairs, so it can rank only the rest")
         if np.ptp(seed_mean) < 0.05 * max(last - first, 1):
             warnings.append(f"model time barely varies across stimuli ({seed_mean.min():.4g} to {seed_mean.max():.4g} "
                             f"steps, less than 5% of the step range): a correlation with it says little")

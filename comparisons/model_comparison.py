@@ -164,5 +164,5 @@ COMPARISON = Comparison(
     id="model-comparison", description="several models' time against the same human RTs, with paired intervals",
     run=run, model_kinds=("multi",),
     options={"readouts": Optional(Mapping()), "readout": Text(), "occlusion": Real(low=0, high=1),
-             "method": Choice("spearman", "pearson"), "n_resamples": N_RESAMPLES, "n_splits": Integer(low=2),
+             "method": Choice("spearman", "pearson"), "n_resamples": N_RESAMPLES, "n_splits": Integer(low=1),
              "seed": SEED, "ci_level": CI_LEVEL})
