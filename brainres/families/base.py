@@ -80,6 +80,18 @@ class TaskRun:
     extras: dict = dataclasses.field(default_factory=dict)
 
 
+def runs_to_measure(config, runs, error: type[Exception]) -> list:
+    """The runs a family measures together: at least one, of distinct seeds, all trained with ``config``."""
+    runs = list(runs)
+    seeds = [run.seed for run in runs]
+    if not runs or len(set(seeds)) != len(seeds):
+        raise error(f"measure needs runs of distinct seeds, got seeds {seeds}")
+    for run in runs:
+        if run.config != config:
+            raise error(f"the run of seed {run.seed} was trained with another configuration")
+    return runs
+
+
 @dataclasses.dataclass(frozen=True)
 class Variant:
     """One configuration of a swept model: a label, what it changes, tags for the report, and its parent.

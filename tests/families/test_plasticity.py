@@ -457,7 +457,7 @@ def test_measure_validates_and_round_trips(digits, tmp_path):
 def test_measure_rejects_runs_of_another_config_and_unfinished_runs(digits, tmp_path):
     config = _tiny_config(epochs=2)
     run = family.train(config, 0, stimuli=digits)
-    with pytest.raises(family.PlasticityFamilyError, match="does not match"):
+    with pytest.raises(family.PlasticityFamilyError, match="another configuration"):
         family.measure(config.replace(learning_rate=1e-2), [run])
     stopped = family.train(config, 0, stimuli=digits, run_dir=tmp_path, stop_after_epoch=1)
     with pytest.raises(family.PlasticityFamilyError, match="unfinished"):

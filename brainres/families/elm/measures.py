@@ -12,6 +12,7 @@ import brainres
 from brainres.data.schema import validate
 from brainres.families.elm.network import ELMNetwork
 from brainres.families.elm.tasks import ELMFamilyError, SequenceTask
+from brainres.families.base import runs_to_measure
 from brainres.families.elm.training import loss_of, metric_of
 
 FAMILY = "elm"
@@ -95,13 +96,8 @@ def measure(config, runs, *, keep_latents: bool = False) -> xr.Dataset:
         Dims ``seed``, ``stimulus_id`` (test sequences), ``step``, ``unit``,
         ``unit_2``, ``epoch``; variables documented in ``docs/elm.md``.
     """
-    runs = list(runs)
+    runs = runs_to_measure(config, runs, ELMFamilyError)
     seeds = [run.seed for run in runs]
-    if not runs or len(set(seeds)) != len(seeds):
-        raise ELMFamilyError(f"measure needs runs of distinct seeds, got seeds {seeds}")
-    for run in runs:
-        if run.config != config:
-            raise ELMFamilyError(f"the run of seed {run.seed} was trained with another configuration")
     task = runs[0].extras["task"]
     per_seed = [_evaluate(run.model, task, keep_latents=keep_latents) for run in runs]
     return _to_dataset(config, task, seeds, runs, per_seed, keep_latents)

@@ -7,6 +7,7 @@ import xarray as xr
 
 import brainres
 from brainres.data.schema import validate
+from brainres.families.base import runs_to_measure
 from brainres.families.plasticity.data import PlasticityFamilyError
 
 FAMILY = "plasticity"
@@ -26,13 +27,9 @@ def measure(config, runs) -> xr.Dataset:
     xarray.Dataset
         Variables are listed in ``docs/plasticity.md``.
     """
-    runs = list(runs)
+    runs = runs_to_measure(config, runs, PlasticityFamilyError)
     seeds = [run.seed for run in runs]
-    if not runs or len(set(seeds)) != len(seeds):
-        raise PlasticityFamilyError(f"measure needs runs of distinct seeds, got seeds {seeds}")
     for run in runs:
-        if run.config != config:
-            raise PlasticityFamilyError(f"the run of seed {run.seed} does not match the configuration (another config)")
         if "final_accuracy" not in run.extras:
             raise PlasticityFamilyError(f"the run of seed {run.seed} is unfinished; train it to the end first")
     per_seed = [_seed_dataset(config, run.extras) for run in runs]

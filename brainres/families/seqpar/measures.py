@@ -15,6 +15,7 @@ from brainres.families.seqpar.information import (
     arrival_steps, curve_measures, first_sent_bits, information_measures, input_probabilities, partition_entropy,
     stimulus_ids,
 )
+from brainres.families.base import runs_to_measure
 from brainres.families.seqpar.network import SeqParAutoencoder, SeqParError, all_binary_vectors
 
 FAMILY = "seqpar"
@@ -128,13 +129,7 @@ def measure(config, runs, *, evaluation_seed: int = 0) -> xr.Dataset:
         Each seed is measured under its own distribution when the evaluated
         bits are resolved per seed (``first_sent``).
     """
-    runs = list(runs)
-    seeds = [run.seed for run in runs]
-    if not runs or len(set(seeds)) != len(seeds):
-        raise SeqParError(f"measure needs runs of distinct seeds, got seeds {seeds}")
-    for run in runs:
-        if run.config != config:
-            raise SeqParError(f"the run of seed {run.seed} was trained with another configuration")
+    runs = runs_to_measure(config, runs, SeqParError)
     bits = [evaluated_bits(config, run) for run in runs]
     results = [evaluate(run.model, b, evaluation_seed=evaluation_seed) for run, b in zip(runs, bits)]
     discrete = config.bottleneck == "discrete"
