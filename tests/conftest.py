@@ -25,3 +25,18 @@ def data_root() -> Path:
     root = Path(value)
     assert root.is_dir(), f"BRAINRES_DATA={value} is not a folder"
     return root
+
+
+@pytest.fixture(scope="module")
+def toy_datasets():
+    """'toy-digit-rts' (60 digits, synthetic RTs) registered for this process and any worker it starts."""
+    from brainres.data.registry import PLUGINS_ENV
+    from brainres.testing import TOY_PLUGIN
+
+    before = os.environ.get(PLUGINS_ENV)
+    os.environ[PLUGINS_ENV] = TOY_PLUGIN  # an environment variable, so Dask workers and subprocesses see it too
+    yield
+    if before is None:
+        del os.environ[PLUGINS_ENV]
+    else:
+        os.environ[PLUGINS_ENV] = before

@@ -22,19 +22,8 @@ from brainres.testing import planted_time_and_rt, toy_pipeline
 
 
 @pytest.fixture(scope="module", autouse=True)
-def toy_dataset():
-    import os
-
-    from brainres.data.registry import PLUGINS_ENV
-    from brainres.testing import TOY_PLUGIN
-
-    before = os.environ.get(PLUGINS_ENV)
-    os.environ[PLUGINS_ENV] = TOY_PLUGIN
-    yield
-    if before is None:
-        del os.environ[PLUGINS_ENV]
-    else:
-        os.environ[PLUGINS_ENV] = before
+def toy_dataset(toy_datasets):
+    """Every test here reads the toy dataset (tests/conftest.py)."""
 
 
 def pipeline(change=None) -> dict:

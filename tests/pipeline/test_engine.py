@@ -11,10 +11,9 @@ import pytest
 import xarray as xr
 
 from brainres.data.io import read_netcdf
-from brainres.data.registry import PLUGINS_ENV
 from brainres.pipeline.config import parse_pipeline
 from brainres.pipeline.run import run_pipeline
-from brainres.testing import TOY_PLUGIN, toy_pipeline
+from brainres.testing import toy_pipeline
 
 pytest.importorskip("distributed")
 
@@ -23,14 +22,8 @@ PIPELINE = toy_pipeline(epochs=8, comparisons=("time-vs-rt", "occlusion-recurren
 
 
 @pytest.fixture(scope="module", autouse=True)
-def toy_plugin():
-    before = os.environ.get(PLUGINS_ENV)
-    os.environ[PLUGINS_ENV] = TOY_PLUGIN  # inherited by every worker process
-    yield
-    if before is None:
-        del os.environ[PLUGINS_ENV]
-    else:
-        os.environ[PLUGINS_ENV] = before
+def toy_plugin(toy_datasets):
+    """Every test here reads the toy dataset (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

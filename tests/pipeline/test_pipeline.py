@@ -2,9 +2,7 @@
 
 import json
 
-import numpy as np
 import pytest
-import xarray as xr
 
 from brainres.errors import StimulusMismatchError
 from brainres.pipeline.config import PipelineError, parse_pipeline
@@ -12,20 +10,8 @@ from brainres.pipeline.run import run_pipeline
 from brainres.testing import toy_pipeline
 
 @pytest.fixture(scope="module", autouse=True)
-def toy_dataset():
-    """'toy-digit-rts' (60 digits, synthetic RTs) registered for this process and any worker it starts."""
-    import os
-
-    from brainres.data.registry import PLUGINS_ENV
-    from brainres.testing import TOY_PLUGIN
-
-    before = os.environ.get(PLUGINS_ENV)
-    os.environ[PLUGINS_ENV] = TOY_PLUGIN
-    yield
-    if before is None:
-        del os.environ[PLUGINS_ENV]
-    else:
-        os.environ[PLUGINS_ENV] = before
+def toy_dataset(toy_datasets):
+    """Every test here reads the toy dataset (tests/conftest.py)."""
 
 
 def assert_figures_parse(html: str):

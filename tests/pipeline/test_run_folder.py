@@ -21,24 +21,17 @@ from pathlib import Path
 import pytest
 
 from brainres.data.io import TEMP_TAG, is_temporary
-from brainres.data.registry import PLUGINS_ENV
 from brainres.pipeline.config import PipelineError, parse_pipeline
 from brainres.pipeline.run import run_pipeline
 from brainres.pipeline.store import LOCK_FILE, RunFolderError, RunLockedError
-from brainres.testing import TOY_PLUGIN, toy_pipeline
+from brainres.testing import toy_pipeline
 
 SMALL = toy_pipeline(epochs=2, seeds=(0,), comparisons=("time-vs-rt",))
 
 
 @pytest.fixture(scope="module", autouse=True)
-def toy_dataset():
-    before = os.environ.get(PLUGINS_ENV)
-    os.environ[PLUGINS_ENV] = TOY_PLUGIN  # inherited by the subprocesses below
-    yield
-    if before is None:
-        del os.environ[PLUGINS_ENV]
-    else:
-        os.environ[PLUGINS_ENV] = before
+def toy_dataset(toy_datasets):
+    """Every test here reads the toy dataset (tests/conftest.py)."""
 
 
 def run(run_dir, raw=SMALL, **options):
