@@ -127,6 +127,10 @@ class Comparison:
         ``occlusion_levels(options) -> tuple of float``: levels the export must
         hold with these options (default: the ``occlusion`` option, if the
         comparison has one).
+    across_training : bool
+        The comparison reads the model at several training epochs: its
+        measures have a ``variant`` dimension with a ``training_epoch``
+        coordinate (a pipeline's ``[[export]] epochs``).
     """
 
     id: str
@@ -140,6 +144,7 @@ class Comparison:
     families: tuple = ()
     options: dict = dataclasses.field(default_factory=dict)
     occlusion_levels: Callable[[dict], tuple] | None = None
+    across_training: bool = False
 
     def parameters(self) -> dict:
         """The options ``run`` takes (its keyword-only parameters), by name."""

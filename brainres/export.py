@@ -102,6 +102,7 @@ def export_models(
     batch_size: int = 128,
     device: str = "cpu",
     progress: bool = False,
+    training_epoch: int | None = None,
 ) -> Path:
     """Run trained contract models on a stimulus set and write a model-measures netCDF.
 
@@ -140,6 +141,9 @@ def export_models(
         Stimuli per chunk.
     device : str
         Where the models run (``"cpu"``, ``"cuda"``...).
+    training_epoch : int, optional
+        The training epoch whose weights the models hold (recorded as an
+        attribute; -1 when unknown, e.g. weights trained elsewhere).
 
     Returns
     -------
@@ -204,6 +208,7 @@ def export_models(
         "halting_step_readout": halting_rule(halting, entropy_threshold),
         "readouts": readout_names,
         "n_unscored": int((targets < 0).sum()),
+        "training_epoch": -1 if training_epoch is None else int(training_epoch),
     }
     per_stimulus = ("seed", "stimulus_id", "occlusion")
     per_step = (*per_stimulus, "step")

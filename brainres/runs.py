@@ -65,12 +65,22 @@ class RunFolder:
             raise RunFolderError(f"{path} was written by another configuration")
         return state
 
+    def save_snapshot(self, epoch: int, weights: dict) -> None:
+        """Keep the weights at the end of ``epoch`` (atomically), beside the checkpoint."""
+        with atomic_path(self.path / snapshot_name(epoch), suffix=".pt") as tmp:
+            torch.save({"config_hash": self.config_hash, "epoch": int(epoch), "model": weights}, tmp)
+
     def save(self, state: dict, log_rows: list[dict]) -> None:
         """Write the checkpoint (atomically), then the log."""
         with atomic_path(self.path / CHECKPOINT, suffix=".pt") as tmp:
             torch.save({"config_hash": self.config_hash, **state}, tmp)
         with atomic_path(self.path / LOG, suffix=".csv") as tmp:
             pd.DataFrame(log_rows).to_csv(tmp, index=False)
+
+
+def snapshot_name(epoch: int) -> str:
+    """File name of the weights a run keeps from the end of one epoch (for exports across training)."""
+    return f"weights-epoch-{int(epoch):04d}.pt"
 
 
 def read_run_config(run_dir) -> dict:
@@ -82,9 +92,16 @@ def read_run_config(run_dir) -> dict:
     return json.loads((run_dir / CONFIG).read_text())
 
 
-def read_checkpoint(run_dir, device="cpu") -> dict:
-    """The checkpoint of a run folder (``weights_only``)."""
-    return torch.load(Path(run_dir) / CHECKPOINT, weights_only=True, map_location=device)
+def read_checkpoint(run_dir, device="cpu", *, epoch: int | None = None) -> dict:
+    """The checkpoint of a run folder (``weights_only``), or the weights it kept at the end of ``epoch``."""
+    if epoch is None:
+        return torch.load(Path(run_dir) / CHECKPOINT, weights_only=True, map_location=device)
+    path = Path(run_dir) / snapshot_name(epoch)
+    if not path.exists():
+        kept = sorted(int(p.stem.rsplit("-", 1)[1]) for p in Path(run_dir).glob("weights-epoch-*.pt"))
+        raise RunFolderError(f"{run_dir} kept no weights at epoch {epoch} (it kept epochs {kept or 'none'}); "
+                             "train with keep_epochs including it")
+    return torch.load(path, weights_only=True, map_location=device)
 
 
 class EpochProgress:

@@ -3,8 +3,9 @@
 The lattice and a user's own ``nn.Module`` train the same way
 (:func:`train_model`): cross-entropy over steps (halting-weighted where the
 model halts, see :func:`brainres.models.contract.task_loss`) plus the model's
-own ``cost``, Adam, optional occlusion augmentation, a fixed held-out split for
-the per-epoch log.
+own ``cost``, Adam (constant or cosine-annealed), optional augmentation
+(occlusion, edge maps, mirroring, shifts), a fixed held-out split for the
+per-epoch log.
 
 A run lives in its own folder (:class:`brainres.runs.RunFolder`) holding
 ``config.json`` (what the model is and how it was trained), ``checkpoint.pt``
@@ -31,12 +32,12 @@ from brainres.hashing import canonical_hash
 from brainres.models.contract import (
     halting_steps, parameter_count, resource_summary, run_model, seeded, task_loss,
 )
-from brainres.models.inputs import edge_map, images_to_tensor  # noqa: F401  (images_to_tensor: part of the training API)
+from brainres.models.inputs import edge_map, flip_and_shift, images_to_tensor  # noqa: F401  (images_to_tensor: part of the training API)
 from brainres.models.occlusion import occlude
 from brainres.runs import (  # noqa: F401  (CHECKPOINT, CONFIG, LOG: part of the training API)
     CHECKPOINT, CONFIG, LOG, EpochProgress, RunFolder, RunFolderError, read_checkpoint, read_run_config,
 )
-from brainres.settings import Integer, Optional, Real, Rule, Sequence, Settings, setting
+from brainres.settings import Choice, Integer, Optional, Real, Rule, Sequence, Settings, setting
 
 
 
@@ -83,6 +84,14 @@ class TrainConfig(Settings):
                                "each training image is shown as its edge map (brainres.models.inputs.edge_map: "
                                "black lines on white) with this probability, drawn per epoch (0: never)")
     patch_size: int | None = setting(None, Optional(Integer(low=1)), "occluder patch side (none: a quarter of the image)")
+    horizontal_flip: float = setting(0.0, _FRACTION,
+                                     "each training image is mirrored left-right with this probability, drawn per "
+                                     "epoch (0: never)")
+    max_shift: int = setting(0, Integer(low=0),
+                             "each training image is translated by up to this many pixels in y and x, drawn per "
+                             "epoch, the border filled by reflection (0: never)")
+    learning_rate_schedule: str = setting("constant", Choice("constant", "cosine"),
+                                          "'constant', or 'cosine': annealed from learning_rate to 0 over the epochs")
     step_loss_weight: float = setting(0.5, Real(low=0),
                                       "models with halting: weight of the mean cross-entropy over all steps added "
                                       "to the halting-weighted one")
@@ -240,6 +249,21 @@ def _edge_map_draws(config: TrainConfig, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([config.seed, epoch, 0xED6E]).random(n) < config.edge_maps
 
 
+def _flip_and_shift_draws(config: TrainConfig, epoch: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which training images an epoch mirrors, and each one's (dy, dx) shift (seeded by seed and epoch)."""
+    rng = np.random.default_rng([config.seed, epoch, 0xF11B])
+    flip = rng.random(n) < config.horizontal_flip
+    shift = rng.integers(-config.max_shift, config.max_shift + 1, size=(n, 2))
+    return flip, shift
+
+
+def _learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of one optimisation step (a function of the step alone, so a resumed run matches)."""
+    if config.learning_rate_schedule == "constant":
+        return config.learning_rate
+    return config.learning_rate * 0.5 * (1.0 + float(np.cos(np.pi * step / total_steps)))
+
+
 def _summary_columns(summary: dict) -> dict:
     """A resource summary as log columns: lists become ``<name>_layer_<i>``."""
     columns = {}
@@ -264,7 +288,8 @@ def run_config_hash(record: dict, config: TrainConfig) -> str:
 
 def train_model(build: Callable[[], torch.nn.Module], images, labels, config: TrainConfig, *, n_classes: int,
                 record: dict | None = None, location: dict | None = None, run_dir=None, progress: bool = False,
-                label: str | None = None, stop_after_epoch: int | None = None) -> TrainResult:
+                label: str | None = None, stop_after_epoch: int | None = None,
+                keep_epochs=()) -> TrainResult:
     """Train a contract model; resume if ``run_dir`` holds a checkpoint of this configuration.
 
     Parameters
@@ -292,6 +317,10 @@ def train_model(build: Callable[[], torch.nn.Module], images, labels, config: Tr
         Show progress: a bar on a terminal, one line per epoch in a log.
     label : str, optional
         Names the run in progress output (default: ``seed <seed>``).
+    keep_epochs : sequence of int
+        Epochs at whose end the weights are also kept in ``run_dir``
+        (``weights-epoch-NNNN.pt``), to export the model across training; they
+        do not change the training.
     stop_after_epoch : int, optional
         Stop once this many epochs are complete (to simulate an interruption
         or to train in chunks); a later call resumes.
@@ -354,6 +383,7 @@ def train_model(build: Callable[[], torch.nn.Module], images, labels, config: Tr
     end_epoch = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
     reporter = EpochProgress(label or f"seed {config.seed}", config.epochs, start_epoch, progress)
     train_images, train_labels = images[train_index], labels[train_index]
+    batches_per_epoch = -(-len(train_index) // config.batch_size)
     train_edges = edge_map(train_images) if config.edge_maps > 0 else None
     try:
         for epoch in range(start_epoch, end_epoch):
@@ -362,6 +392,7 @@ def train_model(build: Callable[[], torch.nn.Module], images, labels, config: Tr
             order = torch.randperm(len(train_index), generator=generator).numpy()
             levels = _training_levels(config, epoch, len(train_index))
             as_edges = torch.from_numpy(_edge_map_draws(config, epoch, len(train_index)))
+            flips, shifts = _flip_and_shift_draws(config, epoch, len(train_index))
             total_loss = total_task = total_cost = 0.0
             n_correct = 0
             for start in range(0, len(order), config.batch_size):
@@ -370,12 +401,17 @@ def train_model(build: Callable[[], torch.nn.Module], images, labels, config: Tr
                 batch = train_images[chosen]
                 if train_edges is not None:
                     batch = torch.where(as_edges[chosen].view(-1, 1, 1, 1), train_edges[chosen], batch)
+                if config.horizontal_flip > 0 or config.max_shift > 0:
+                    batch = flip_and_shift(batch, flip=flips[chosen], shift=shifts[chosen])
                 batch = occlude(batch, level=levels[chosen], seed=config.seed,
                                 stimulus_index=epoch * len(images) + train_index[chosen], patch_size=config.patch_size)
                 batch_labels = train_labels[chosen].to(device)
                 out = run_model(model, batch.to(device), n_classes=n_classes)
                 task = task_loss(out, batch_labels, step_loss_weight=config.step_loss_weight)
                 loss = task if out.cost is None else task + out.cost
+                for group in optimizer.param_groups:
+                    group["lr"] = _learning_rate(config, epoch * batches_per_epoch + start // config.batch_size,
+                                                 config.epochs * batches_per_epoch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -408,6 +444,8 @@ def train_model(build: Callable[[], torch.nn.Module], images, labels, config: Tr
             reporter.epoch(row["epoch"], seconds=row["seconds"], held_out_accuracy=row["held_out_accuracy"],
                            mean_halting_step=row["held_out_mean_steps"])
             if folder is not None:
+                if epoch + 1 in keep_epochs:
+                    folder.save_snapshot(epoch + 1, model.state_dict())
                 folder.save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "generator": generator.get_state(), "torch_rng": torch.random.get_rng_state(),
                              "log": log_rows}, log_rows)
@@ -455,11 +493,13 @@ class TrainedRun:
         return self.training.seed
 
 
-def load_trained(run_dir, *, build: Callable[[], torch.nn.Module] | None = None, device: str = "cpu") -> TrainedRun:
+def load_trained(run_dir, *, build: Callable[[], torch.nn.Module] | None = None, device: str = "cpu",
+                 epoch: int | None = None) -> TrainedRun:
     """Rebuild the model saved in ``run_dir`` (config.json + checkpoint.pt), in eval mode.
 
     The model is rebuilt by its family (recorded in ``config.json``), or by
-    ``build()`` for a model trained without one.
+    ``build()`` for a model trained without one. ``epoch`` loads the weights
+    the run kept at the end of that epoch (``keep_epochs``) instead of the last.
     """
     run_dir = Path(run_dir)
     try:
@@ -479,7 +519,10 @@ def load_trained(run_dir, *, build: Callable[[], torch.nn.Module] | None = None,
             return family.build(record, seed=training.seed, location=stored.get("location", {}))
     with seeded(training.seed):
         model = build()
-    model.load_state_dict(read_checkpoint(run_dir)["model"])
+    try:
+        model.load_state_dict(read_checkpoint(run_dir, epoch=epoch)["model"])
+    except RunFolderError as err:
+        raise TrainingError(str(err)) from None
     model.to(use_device(device))
     return TrainedRun(model=model.eval(), record=record, training=training, run_dir=run_dir,
                       n_parameters=parameter_count(model))

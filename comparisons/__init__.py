@@ -19,4 +19,5 @@ INDEX = {
     "seqpar-widths": "seqpar_widths:COMPARISON",
     "seqpar-switch": "seqpar_switch:COMPARISON",
     "model-comparison": "model_comparison:COMPARISON",
+    "competence-alignment": "competence_alignment:COMPARISON",
 }

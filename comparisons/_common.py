@@ -25,6 +25,17 @@ class ComparisonError(BrainresError, ValueError):
     """A comparison's inputs or options do not fit together."""
 
 
+class NotEstimableError(ComparisonError):
+    """The inputs are valid, but the estimate does not exist for them (e.g. a model time that never varies).
+
+    A finding about the data, not a mistake in the pipeline: a pipeline records
+    the comparison as "not estimable" with this message and runs the others
+    (``brainres.pipeline.engine``); the Python API raises it.
+    """
+
+    not_estimable = True  # what the engine looks for (it does not import the plug-ins' helpers)
+
+
 def available_readouts(model: xr.Dataset) -> list[str]:
     """The model-time readouts an export holds (a model without halting has no halting readouts)."""
     return [r for r in READOUTS if r in model]
@@ -102,12 +113,18 @@ def require_variation(values: np.ndarray, readout: str, *, n_steps: int | None =
     value = float(finite[0]) if finite.size else float("nan")
     hint = ""
     if n_steps is not None and value == n_steps:
-        hint = (" Every stimulus is at the last step: the model never becomes sure enough (for "
-                "entropy_threshold_step, its entropy never falls below the threshold; is it above chance?).")
+        hint = " Every stimulus is at the last step"
+        if readout in ("expected_halting_step", "median_halting_step"):
+            hint += ": the model's halting probability is all on its last step, for every image."
+        elif readout == "entropy_threshold_step":
+            hint += (": the model never becomes sure enough (its entropy never falls below the threshold; is it "
+                     "above chance?).")
+        else:
+            hint += "."
     elif value == 1:
         hint = " Every stimulus is at the first step."
-    raise ComparisonError(f"model time ({readout}) does not vary across the {values.size} stimuli: every stimulus has "
-                          f"{value:g}, so it cannot be compared with human data.{hint}")
+    raise NotEstimableError(f"model time ({readout}) does not vary across the {values.size} stimuli: every stimulus "
+                            f"has {value:g}, so it cannot be compared with human data.{hint}")
 
 
 def model_diagnostics(model: xr.Dataset, time: np.ndarray, readout: str, *, occlusion: float | None = 0.0,
@@ -165,6 +182,21 @@ def model_diagnostics(model: xr.Dataset, time: np.ndarray, readout: str, *, occl
             warnings.append(f"model time barely varies across stimuli ({seed_mean.min():.4g} to {seed_mean.max():.4g} "
                             f"steps, less than 5% of the step range): a correlation with it says little")
     notes.append(spread + ".")
+    agreement = seed_agreement(time)
+    if agreement is not None:
+        # on the values and on each seed's ranks (the scale of the Spearman rows): one seed with a wide spread can
+        # make the values agree while the ranks do not
+        agreement_ranks = seed_agreement(time, ranks=True)
+        numbers.update(seed_agreement=agreement, seed_agreement_ranks=agreement_ranks)
+        notes.append(f"Agreement of the {len(time)} seeds on which stimuli take longer: Cronbach's alpha of the "
+                     f"seed-mean time {agreement:.2f} on the values, {agreement_ranks:.2f} on each seed's ranks "
+                     "(1 - residual / stimulus mean square of a seed + stimulus fit).")
+        worst, scale = min((agreement, "values"), (agreement_ranks, "ranks"))
+        if not worst > 0:
+            warnings.append(f"the seeds do not agree on which stimuli take longer (Cronbach's alpha of the seed-mean "
+                            f"time on the {scale} {worst:.2f} <= 0): the seed-mean time has no stimulus variance "
+                            "beyond its seed noise, so a correlation with it reflects noise, and a noise-corrected "
+                            "one is not defined (shown as n/a)")
     answered = None
     for name in ("halted_correct", "correct"):
         if name in model:
@@ -191,10 +223,42 @@ def model_diagnostics(model: xr.Dataset, time: np.ndarray, readout: str, *, occl
                      + f" against chance {chance:.4f} (exact one-sided binomial test).")
         at_chance = [s for s, p in zip(seeds, p_values) if p > alpha]
         if at_chance:
-            warnings.append(f"model at chance: accuracy of seed(s) {', '.join(at_chance)} is not above chance "
-                            f"({chance:.4f}; exact binomial p > {alpha:g}); its time is not the time of a model "
-                            "that recognises the images")
+            # first: it makes every other number moot
+            warnings.insert(0, f"model at chance: accuracy of seed(s) {', '.join(at_chance)} is not above chance "
+                               f"({chance:.4f}; exact binomial p > {alpha:g}); its time is not the time of a model "
+                               "that recognises the images")
     return numbers, notes, warnings
+
+
+def seed_agreement(time, *, ranks: bool = False) -> float | None:
+    """Cronbach's alpha of a (seed, stimulus) time: the reliability of its seed mean across stimuli.
+
+    ``1 - MS_residual / MS_stimulus`` of the additive seed + stimulus layout
+    (Hoyt's form, equal to pingouin's ``cronbach_alpha`` with seeds as items);
+    with ``ranks``, of each seed's mid-ranks over the stimuli (then equal to
+    the model reliability of ``latent_correlation(method="spearman")``).
+    None with fewer than two seeds or three stimuli, or a time constant across
+    stimuli (nothing to agree on).
+
+    >>> import numpy as np
+    >>> round(seed_agreement(np.array([[1.0, 2.0, 3.0, 4.0], [1.5, 2.5, 2.5, 4.5]])), 3)
+    0.96
+    """
+    time = np.asarray(time, dtype=float)
+    if time.ndim != 2 or time.shape[0] < 2 or time.shape[1] < 3 or not np.isfinite(time).all():
+        return None
+    if ranks:
+        from scipy.stats import rankdata
+
+        time = rankdata(time, axis=1)
+    n_seeds, n_stimuli = time.shape
+    stimulus_means = time.mean(axis=0)
+    residual = time - time.mean(axis=1, keepdims=True) - stimulus_means[None, :] + time.mean()
+    between = n_seeds * stimulus_means.var(ddof=1)
+    if not between > 0:
+        return None
+    within = (residual**2).sum() / ((n_seeds - 1) * (n_stimuli - 1))
+    return float(1.0 - within / between)
 
 
 def reliability_warning(reliability) -> str | None:

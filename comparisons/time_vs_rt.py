@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from brainres.compare import Comparison, ComparisonResult, match_stimuli
+from brainres.compare import Comparison, ComparisonResult
 from brainres.stats import (
     bootstrap_correlation,
     correlate,
@@ -25,15 +25,14 @@ from brainres.stats import (
     rt_mixed_model,
 )
 from brainres.comparisons._common import (
-    COMMON_OPTIONS, OCCLUSION, READOUT, ComparisonError, fmt, model_measure, per_subject, readout_required,
+    COMMON_OPTIONS, OCCLUSION, READOUT, ComparisonError, fmt, model_measure, readout_required,
     require_variation,
 )
 from brainres.comparisons._common import model_diagnostics, reliability_warning
-from brainres.comparisons._human_measures import (
-    MEASURES, UNITS, human_measure, reliability_and_correction, reliability_sentence,
-)
+from brainres.comparisons._human_measures import MEASURES, UNITS, reliability_and_correction, reliability_sentence
+from brainres.comparisons._per_stimulus import match_human
 from brainres.settings import Boolean, Choice, Integer
-from brainres.stats.sparse import human_cells, is_sparse_human, prefer_sparse, sparsity, stimulus_means
+from brainres.stats.sparse import human_cells, sparsity, stimulus_means
 
 
 def run(
@@ -87,31 +86,14 @@ def run(
     """
     if method not in ("spearman", "pearson"):
         raise ComparisonError(f"method must be 'spearman' or 'pearson', got {method!r}")
-    time = model_measure(model, readout, occlusion)
-    # crowd-sourced designs (each subject saw few stimuli) keep only the observed cells
-    by_subject = human_cells if "trial" in trials.dims and prefer_sparse(trials) else per_subject
     if measure != "rt" and control_accuracy:
         raise ComparisonError("control_accuracy applies to measure 'rt' only")
-    measured = human_measure(trials, measure, correct_only=correct_only, by_subject=by_subject)
+    time = model_measure(model, readout, occlusion)
+    human = match_human(trials, model, time["stimulus_id"].values, measure=measure, correct_only=correct_only,
+                        intersect=intersect)
+    measured, shared, notes, by_subject = human.measured, human.stimulus_id, human.notes, human.by_subject
     name = measured.name
-    # label entropy has no subjects: one row, the per-stimulus entropy of all labels
-    human = measured.matrix if is_sparse_human(measured.matrix) else xr.DataArray(  # sparse data stay sparse
-        measured.matrix if measured.has_subjects else measured.values()[None],
-        dims=("subject", "stimulus_id"), coords={"stimulus_id": measured.stimulus_id})
-    shared, notes = match_stimuli(time["stimulus_id"].values, human["stimulus_id"].values, intersect=intersect,
-                                  model_name="the model export", data_name=trials.attrs.get("dataset_id", "the human data"))
-    time = time.sel(stimulus_id=shared)
-    human = human.sel(stimulus_id=shared)
-    model_matrix, human_matrix = time.values, human.values
-    unanswered = np.isnan(stimulus_means(human_matrix))
-    if unanswered.any():
-        which = "correct " if correct_only else "answered "
-        ids = [str(s) for s in np.asarray(shared)[unanswered]]
-        raise ComparisonError(
-            f"{trials.attrs.get('dataset_id', 'the human data')} has no {which}trial of {len(ids)} of the "
-            f"{len(shared)} stimuli, so no {name} to compare with: {', '.join(map(repr, ids[:8]))}"
-            + (f" (and {len(ids) - 8} more)" if len(ids) > 8 else "")
-            + "; leave them out of the data or the export" + (", or set correct_only = false" if correct_only else ""))
+    model_matrix, human_matrix = time.sel(stimulus_id=shared).values, human.matrix
     model_mean, human_mean = model_matrix.mean(axis=0), stimulus_means(human_matrix)
     require_variation(model_mean, readout, n_steps=model.sizes.get("step"))
     # diagnostics before inference: shown next to the estimates (notes, and a warning on the headline rows)
@@ -131,7 +113,7 @@ def run(
                                      seed=seed, **common)
         results.append(boot.replace(extra={**boot.extra, "label": f"model time vs {name}, {label}"}))
     reliability, corrected = reliability_and_correction(
-        measured.select(shared), model_matrix, method=method, n_splits=n_splits, n_resamples=min(n_resamples, 2000),
+        measured, model_matrix, method=method, n_splits=n_splits, n_resamples=min(n_resamples, 2000),
         seed=seed, ci_level=ci_level)
     results.append(reliability.replace(extra={**reliability.extra,
                                               "label": f"{name} split-half reliability (noise ceiling)"}))
@@ -185,8 +167,9 @@ def run(
                           f"[{fmt(corrected.ci_low)}, {fmt(corrected.ci_high)}]\nceiling (sqrt human reliability) = "
                           + (fmt(ceiling) if ceiling == ceiling else "n/a (reliability <= 0)"),
             "caption": "Each point is a stimulus. Red: least-squares line. r: correlation of the means (Fisher z "
-                       "interval); noise-free r: the noise-corrected correlation (variance components, stimulus "
-                       "bootstrap), as in the table.",
+                       "interval); noise-free r: the noise-corrected correlation ("
+                       + ("variance components" if "noise-free stimulus effects" in corrected.method else "split-half "
+                          "reliabilities") + ", stimulus bootstrap), as in the table.",
         },
     )
     trial_note = "correct trials only" if correct_only else "all answered trials (missed responses excluded)"
@@ -197,7 +180,9 @@ def run(
         resampled = "seeds and stimuli"
     else:
         human_side = (f"{name}: the entropy of each stimulus's label distribution over all its annotators (a median "
-                      f"of {measured.n_units}), in units of log {measured.counts.shape[1]}")
+                      f"of {measured.n_units}), in units of log {measured.counts.shape[1]}" if measure == "label_entropy"
+                      else f"{name}: the share of each stimulus's annotators (a median of {measured.n_units}) who chose "
+                           "its category")
         human_units = f"a median of {measured.n_units} annotators"
         resampled = "seeds and stimuli (the annotators differ per stimulus, so they are not a crossed factor)"
     design_note = "" if design is None else (

@@ -15,6 +15,9 @@ INDEX = {
     "mnist-test": "mnist:MNIST_TEST",
     "cifar10-test": "cifar10:CIFAR10_TEST",
     "cifar10h": "cifar10:CIFAR10H",
+    "cifar10-test-train": "cifar10:CIFAR10_TEST_TRAIN",
+    "cifar10-test-heldout": "cifar10:CIFAR10_TEST_HELDOUT",
+    "cifar10h-heldout": "cifar10:CIFAR10H_HELDOUT",
     "digits": "digits:DIGITS",
 }
 

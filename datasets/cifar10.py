@@ -7,12 +7,19 @@ folders plus ``index.csv`` mapping test index -> file.
 ``cifar10h``: per-image human label counts and probabilities (~50 people per
 image); its stimuli are ``cifar10-test``.
 
+A fixed split of the same images for models that learn from them (the
+CIFAR-10H pipeline): ``cifar10-test-train`` holds the 8,000 images whose test
+index is not a multiple of 5, ``cifar10-test-heldout`` the 2,000 whose index is
+(about 200 per class, since the test set's order is shuffled), and
+``cifar10h-heldout`` the human labels of those 2,000.
+
 :func:`read_cifar10h_raw` reads the upstream per-trial file
 ``cifar10h-raw.zip`` (with reaction times) for users who have downloaded it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +162,37 @@ CIFAR10H = DatasetSpec(
     load=load_human_labels,
     stimuli_of="cifar10-test",
 )
+
+
+HELD_OUT_EVERY = 5  # every fifth test image (index divisible by 5) is held out of training
+
+
+def is_held_out(test_index) -> np.ndarray:
+    """Whether a CIFAR-10 test index belongs to the held-out split (the ones no model trains on)."""
+    return np.asarray(test_index) % HELD_OUT_EVERY == 0
+
+
+def _split(load, held_out: bool, split_id: str):
+    def load_split(paths):
+        ds = load(paths)
+        index = np.array([int(str(s).rsplit("-", 1)[1]) for s in ds["stimulus_id"].values])
+        chosen = ds.isel(stimulus_id=np.flatnonzero(is_held_out(index) == held_out))
+        chosen.attrs.update(split=f"{split_id}: test index {'' if held_out else 'not '}divisible by {HELD_OUT_EVERY}")
+        return chosen
+    return load_split
+
+
+CIFAR10_TEST_TRAIN = dataclasses.replace(
+    CIFAR10_TEST, id="cifar10-test-train",
+    description="CIFAR-10 test images for training: the 8,000 whose test index is not a multiple of 5",
+    load=_split(load_test_images, False, "cifar10-test-train"),
+    load_stimuli=_split(load_test_images, False, "cifar10-test-train"))
+CIFAR10_TEST_HELDOUT = dataclasses.replace(
+    CIFAR10_TEST, id="cifar10-test-heldout",
+    description="CIFAR-10 test images held out of training: the 2,000 whose test index is a multiple of 5",
+    load=_split(load_test_images, True, "cifar10-test-heldout"),
+    load_stimuli=_split(load_test_images, True, "cifar10-test-heldout"))
+CIFAR10H_HELDOUT = dataclasses.replace(
+    CIFAR10H, id="cifar10h-heldout",
+    description="CIFAR-10H label counts of the 2,000 held-out images (test index a multiple of 5)",
+    load=_split(load_human_labels, True, "cifar10h-heldout"), stimuli_of="cifar10-test-heldout")

@@ -91,7 +91,14 @@ def test_shipped_pipelines_are_valid():
         demo = load_pipeline(path)
     assert demo.models[0].data == "geirhos2021-cue-conflict" and demo.models[0].seeds == (0, 1, 2)
     assert {e.stimuli for e in demo.exports} == {"geirhos2021-edge", "geirhos2021-silhouette"}
-    assert {c.kind for c in demo.comparisons} == {"time-vs-rt", "occlusion-recurrence", "speed-accuracy"}
+    assert {c.kind for c in demo.comparisons} == {"time-vs-rt", "occlusion-recurrence", "speed-accuracy",
+                                                  "competence-alignment"}
+    assert all(e.epochs == (1, 2, 4, 8) for e in demo.exports)
+    with as_file(pipeline_path("cifar10h")) as path:
+        cifar = load_pipeline(path)
+    # trained on the 8,000 images the export never shows; compared on the other 2,000
+    assert cifar.models[0].data == "cifar10-test-train" and {e.stimuli for e in cifar.exports} == {"cifar10-test-heldout"}
+    assert {c.options.get("measure") for c in cifar.comparisons if c.kind == "time-vs-rt"} == {"label_entropy", "accuracy"}
 
 
 @pytest.mark.slow

@@ -55,6 +55,24 @@ def test_equal_models_give_an_interval_around_zero():
     assert result.ci_low < 0 < result.ci_high and result.p_value > 0.05
 
 
+def test_paired_seeds_draw_one_seed_factor_for_the_same_seeds_at_two_training_epochs():
+    # the same three training runs early and late in training: their seed noise is shared, so the paired
+    # bootstrap (one seed factor) sees less spread in the change than two independent seed factors would
+    rng = np.random.default_rng(4)
+    difficulty = rng.standard_normal(200)
+    human = difficulty + rng.standard_normal((10, 200))
+    seed_noise = rng.standard_normal((3, 200))
+    early, late = 0.3 * difficulty + seed_noise, difficulty + seed_noise
+    paired = bootstrap_correlation_difference(late, early, human, n_resamples=2000, seed=1, paired_seeds=True)
+    independent = bootstrap_correlation_difference(late, early, human, n_resamples=2000, seed=1)
+    assert set(paired.resampled) == {"stimulus", "subject", "seed"} and paired.extra["paired_seeds"]
+    assert paired.estimate == pytest.approx(independent.estimate, abs=1e-12)
+    assert paired.ci_high - paired.ci_low < 0.8 * (independent.ci_high - independent.ci_low)
+    assert paired.ci_low > 0
+    with pytest.raises(BrainresError, match="same seeds"):
+        bootstrap_correlation_difference(late, early[:2], human, n_resamples=100, paired_seeds=True)
+
+
 def test_model_comparison_ranks_models_with_holm_adjusted_pairs_and_a_ceiling():
     models, trials, _ = _study(seed=2)
     result = compare_models("model-comparison", models, trials, n_resamples=1000, n_splits=50, seed=0)

@@ -13,14 +13,16 @@ from __future__ import annotations
 from importlib.resources import as_file, files
 from brainres.commands import HelpFormatter
 
-PIPELINES = {"demo": "demo.toml", "rsa": "kriegeskorte.toml", "elm": "elm.toml", "plasticity": "plasticity.toml",
-             "seqpar": "seqpar.toml"}
+PIPELINES = {"demo": "demo.toml", "cifar10h": "cifar10h.toml", "rsa": "kriegeskorte.toml", "elm": "elm.toml",
+             "plasticity": "plasticity.toml", "seqpar": "seqpar.toml"}
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", formatter_class=HelpFormatter, help="run the shipped demo pipeline and write its report")
     parser.add_argument("--pipeline", choices=sorted(PIPELINES), default="demo",
-                        help="'demo' (model time vs human RT), 'rsa' (latents vs IT RDMs, Kriegeskorte 2008), or a "
+                        help="'demo' (model time vs human RT), 'cifar10h' (model time vs human label entropy and "
+                             "accuracy on 2,000 held-out CIFAR-10 images, across training), 'rsa' (latents vs IT RDMs, "
+                             "Kriegeskorte 2008), or a "
                              "family's headline: 'elm' (one parameter budget spent many ways), 'plasticity' (newborn gradient ratio; grow vs prune), "
                              "'seqpar' (sequential and parallel codes)")
     parser.add_argument("--out", help="run folder (default: ./brainres-<pipeline>)")

@@ -51,6 +51,38 @@ def prepare_images(images: np.ndarray, *, in_channels: int, image_size: int | No
     return tensor
 
 
+def flip_and_shift(images: torch.Tensor, *, flip, shift) -> torch.Tensor:
+    """Mirror some images left-right and translate each by whole pixels (reflected at the borders).
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        Float images (stimulus, channel, y, x).
+    flip : array of bool, one per image
+        Which images are mirrored.
+    shift : int array (stimulus, 2)
+        Each image's (dy, dx) translation in pixels; the uncovered border is
+        filled by reflecting the image (as in the standard CIFAR-10 augmentation
+        of padding and random crops).
+
+    >>> images = torch.arange(16.0).view(1, 1, 4, 4)
+    >>> flip_and_shift(images, flip=[True], shift=[[0, 0]])[0, 0, 0].tolist()
+    [3.0, 2.0, 1.0, 0.0]
+    >>> flip_and_shift(images, flip=[False], shift=[[0, 1]])[0, 0, 0].tolist()
+    [1.0, 0.0, 1.0, 2.0]
+    """
+    flip = torch.as_tensor(np.asarray(flip, dtype=bool))
+    shift = np.asarray(shift, dtype=np.int64).reshape(len(images), 2)
+    images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+    pad = int(np.abs(shift).max()) if len(shift) else 0
+    if pad == 0:
+        return images
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect")
+    return torch.stack([padded[i, :, pad - dy:pad - dy + height, pad - dx:pad - dx + width]
+                        for i, (dy, dx) in enumerate(shift)])
+
+
 def edge_map(images: torch.Tensor) -> torch.Tensor:
     """Line-drawing versions of float images: one minus the Sobel gradient magnitude of their luminance.
 

@@ -328,6 +328,24 @@ def _check_data(plugin, source, where: str, problems: _Problems) -> None:
         problems.add(f"{where}.data", f"{source.ref!r} is {kind} data; {plugin.id} takes {' or '.join(kinds)}")
 
 
+def _check_export_epochs(export, checked: CheckedModel, spec, where: str, problems: _Problems) -> None:
+    """Exports across training need a model trained here, and epochs before its last."""
+    from brainres.train import TrainConfig
+
+    if checked.checkpoints:
+        problems.add(f"{where}.epochs", f"model {export.model!r} is brought as checkpoints; only a model trained by "
+                                        "the pipeline keeps its weights across training")
+        return
+    try:
+        epochs = TrainConfig.from_dict(spec.training).epochs
+    except BrainresError:  # the model's own check reports its training table
+        return
+    late = [e for e in export.epochs if e >= epochs]
+    if late:
+        problems.add(f"{where}.epochs", f"{late} not before the last of model {export.model!r}'s {epochs} training "
+                                        "epochs (the last is always exported)")
+
+
 def _check_comparison(index: int, comparison, checked: CheckedModel, export, problems: _Problems) -> None:
     from brainres.compare import get_comparison
 
@@ -356,6 +374,9 @@ def _check_comparison(index: int, comparison, checked: CheckedModel, export, pro
             problems.add(where + key, f"model {comparison.model!r} will not export {others} (a model without "
                                       f"halting probabilities has no halting readouts); its readouts: "
                                       f"{readouts or 'none'}")
+    if plugin.across_training and (export is None or not export.epochs):
+        problems.add(where, f"compares the model across training; give the [[export]] of {comparison.model!r} on "
+                            f"{comparison.stimuli!r} the epochs to export (epochs = [...])")
     if export is not None and plugin.min_occlusion_levels > len(export.occlusion):
         problems.add(where, f"needs at least {plugin.min_occlusion_levels} occlusion levels in the [[export]] of "
                             f"{comparison.model!r} on {comparison.stimuli!r} (it has {list(export.occlusion)})")
@@ -399,6 +420,8 @@ def check_pipeline(pipeline: Pipeline, *, device: str | None = None) -> CheckedP
                                     where=f"{where}.stimuli")
             export_sources[(export.model, export.stimuli)] = source
             model = models.get(export.model)
+            if model is not None and export.epochs:
+                _check_export_epochs(export, model, pipeline.model(export.model), where, problems)
             if model is not None and export.unknown_classes == "error":
                 from brainres.models.inputs import class_indices
 

@@ -37,6 +37,7 @@ A pipeline is a TOML file (``brainres run PIPELINE.toml``)::
     model = "shape-lattice"
     stimuli = "geirhos2021-edge"       # a registered stimulus set or a folder of images
     occlusion = [0.0, 0.25, 0.5]
+    epochs = [2, 4]                    # also export the weights kept after these epochs
 
     [[comparison]]
     kind = "time-vs-rt"
@@ -117,6 +118,7 @@ class ExportSpec:
     batch_size: int
     unknown_classes: str
     entropy_threshold: float = 0.5
+    epochs: tuple[int, ...] = ()       # training epochs also exported (the final one always is)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,7 +307,8 @@ def _parse_task_model(reader: _Reader, name: str, family_id: str, where: str, pr
 
 def _parse_export(table, where: str, problems: list, models: dict) -> ExportSpec | None:
     reader = _Reader(table, where, problems)
-    reader.keys({"model", "stimuli", "occlusion", "latents", "batch_size", "unknown_classes", "entropy_threshold"})
+    reader.keys({"model", "stimuli", "occlusion", "latents", "batch_size", "unknown_classes", "entropy_threshold",
+                 "epochs"})
     model = reader.take("model", str)
     if model is not None and model not in models:
         problems.append(f"{where}.model: no [[model]] is named {model!r} (models: {sorted(models)})")
@@ -324,7 +327,14 @@ def _parse_export(table, where: str, problems: list, models: dict) -> ExportSpec
     threshold = reader.take("entropy_threshold", float, 0.5)
     if threshold is not None and not 0 < threshold <= 1:
         problems.append(f"{where}.entropy_threshold: expected a number in (0, 1], got {threshold}")
+    epochs = reader.take("epochs", list, []) or []
+    if not all(isinstance(e, int) and not isinstance(e, bool) and e >= 1 for e in epochs):
+        problems.append(f"{where}.epochs: expected training epochs (whole numbers from 1), got {epochs!r}")
+        epochs = []
+    elif len(set(epochs)) != len(epochs):
+        problems.append(f"{where}.epochs: {epochs!r} repeats an epoch")
     return ExportSpec(model=model, stimuli=reader.take("stimuli", str), occlusion=tuple(float(o) for o in occlusion),
+                      epochs=tuple(sorted(epochs)),
                       latents=bool(reader.take("latents", bool, False)),
                       batch_size=_positive(reader, "batch_size", 128) or 128, unknown_classes=unknown,
                       entropy_threshold=threshold or 0.5)

@@ -47,13 +47,52 @@ def execute_task(task: Task, tasks: dict, threads: int, progress: bool = False, 
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # the statistics kernels
     started = time.perf_counter()
-    summary = RUNNERS[task.kind](task, tasks, progress)
+    try:
+        summary = RUNNERS[task.kind](task, tasks, progress)
+    except BrainresError as err:
+        if task.kind != "compare" or not getattr(err, "not_estimable", False):
+            raise
+        summary = record_not_estimable(task, err)
     seconds = time.perf_counter() - started
     # the checksum of every output: a later run reuses the task only if its files still match
     atomic_write_text(task.done_path, json.dumps(
         {"hash": task.hash, "key": task.key, "spec": task.spec, "seconds": seconds, "finished": now(),
          "summary": summary, "files": task.outputs()}, indent=2, default=str))
-    return {"task": task.key, "hash": task.hash, "status": "ran", "seconds": round(seconds, 2)}
+    record = {"task": task.key, "hash": task.hash, "status": "ran", "seconds": round(seconds, 2)}
+    if "not_estimable" in summary:
+        record["not_estimable"] = summary["not_estimable"]
+    return record
+
+
+def record_not_estimable(task: Task, err: BrainresError) -> dict:
+    """A comparison whose estimate does not exist for these inputs: its result says so, the run goes on.
+
+    A model time that never varies, for example, is a finding about the model,
+    not a broken pipeline: the other comparisons still hold, so the report
+    shows this one as "not estimable: <reason>" (in the summary and in its
+    section, and as a row of results.csv) instead of the whole run failing.
+    The task is finished like any other: the same inputs give the same reason.
+    """
+    import math
+
+    from brainres.compare import ComparisonResult, get_comparison
+    from brainres.pipeline.store import save_result
+    from brainres.stats.result import StatResult
+
+    spec, reason = task.spec, str(err)
+    defaults = {name: p.default for name, p in get_comparison(spec["kind"]).parameters().items()}
+    options = {**defaults, **spec.get("options", {})}
+    inputs = {"model": spec.get("model"), "models": spec.get("models"), "stimuli": spec.get("stimuli"),
+              "data": None if spec.get("data") is None else spec["data"]["ref"],
+              "readout": options.get("readout") if isinstance(options.get("readout"), str) else None,
+              "measure": options.get("measure") if isinstance(options.get("measure"), str) else None,
+              "not_estimable": reason}
+    result = StatResult(statistic="not_estimable", estimate=math.nan, method="not estimated",
+                        extra={"label": "not estimable", "headline": True, "not_estimable": reason,
+                               "warning": f"not estimable: {reason}"})
+    save_result(ComparisonResult(comparison=spec["kind"], title="Not estimable for these inputs", results=[result],
+                                 inputs={k: v for k, v in inputs.items() if v is not None}), task.folder)
+    return {"estimates": 0, "not_estimable": reason}
 
 
 def _say(message: str, quiet: bool):
@@ -102,7 +141,8 @@ def run_in_process(tasks: list[Task], *, threads: int = 1, progress: bool = True
         record = execute_task(task, by_key, threads, progress)
         if state == "changed":
             record["note"] = f"ran again: {detail}"
-        _say(f"{label}: done in {record['seconds']:.1f} s", quiet)
+        _say(f"{label}: done in {record['seconds']:.1f} s"
+             + (f"; not estimable: {record['not_estimable']}" if "not_estimable" in record else ""), quiet)
         records.append(record)
     return records
 
@@ -135,7 +175,8 @@ def run_on_dask(tasks: list[Task], client, *, threads: int = 1, quiet: bool = Fa
             record["note"] = f"ran again: {states[record['task']][1]}"
         records[record["task"]] = record
         done += 1
-        _say(f"[{done}/{len(tasks)}] {record['task']}: done in {record['seconds']:.1f} s", quiet)
+        _say(f"[{done}/{len(tasks)}] {record['task']}: done in {record['seconds']:.1f} s"
+             + (f"; not estimable: {record['not_estimable']}" if "not_estimable" in record else ""), quiet)
     return [records[t.key] for t in tasks]
 
 

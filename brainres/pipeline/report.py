@@ -34,11 +34,18 @@ def _training_sentence(training: dict, data: str, has_halting: bool) -> str:
     if training.get("edge_maps"):
         augmentation += (f"; each epoch {100 * training['edge_maps']:g}% of the training images (drawn at random) "
                          "shown as edge maps (one minus the Sobel gradient magnitude of their luminance)")
+    if training.get("horizontal_flip"):
+        augmentation += f"; each image mirrored left-right with probability {training['horizontal_flip']:g} per epoch"
+    if training.get("max_shift"):
+        augmentation += (f"; each image shifted by up to {training['max_shift']} pixels in y and x per epoch "
+                         "(borders reflected)")
+    schedule = ("" if training.get("learning_rate_schedule", "constant") == "constant"
+                else ", cosine-annealed to 0 over the epochs")
     loss = ("halting-weighted cross-entropy plus "
             f"{training['step_loss_weight']:g} x the mean cross-entropy over steps" if has_halting
             else "the mean cross-entropy over steps")
     return (f"trained on the images of {data} with their category labels for {training['epochs']} epochs (Adam, "
-            f"learning rate {training['learning_rate']:g}, batch size {training['batch_size']}; loss: {loss}, plus "
+            f"learning rate {training['learning_rate']:g}{schedule}, batch size {training['batch_size']}; loss: {loss}, plus "
             f"the model's own cost terms; {augmentation}; {100 * training['held_out_fraction']:.0f}% of the images "
             f"held out, split seed {training['split_seed']}; on {training['device']})")
 
@@ -83,9 +90,12 @@ def _task_model_paragraph(name: str, model: dict, variants: list[tuple[str, dict
             f"{family.describe(base)}; the configurations differ in {', '.join(differing)}: {listed}.")
 
 
-def _export_paragraph(model: str, stimuli: str, attrs: dict, occlusion, latents: bool) -> str:
+def _export_paragraph(model: str, stimuli: str, attrs: dict, occlusion, latents: bool, epochs=()) -> str:
     readouts = ", ".join(r.replace("_", " ") for r in attrs.get("readouts", []))
-    return (f"Model '{model}' was run on every stimulus of {stimuli} at occlusion levels "
+    kept = (f", with the weights it had at the end of training epoch{'s' if len(epochs) > 1 else ''} "
+            f"{', '.join(map(str, epochs))} and at the end (epoch {attrs.get('training_epoch')}),"
+            if epochs else "")
+    return (f"Model '{model}' was run{kept} on every stimulus of {stimuli} at occlusion levels "
             f"{', '.join(f'{o:g}' for o in occlusion)} (gray square occluders, masks fixed by stimulus and level, "
             f"occlusion seed {attrs.get('occlusion_seed', 0)}). Per stimulus and step we recorded the entropy and the "
             f"prediction{' and the halting distribution' if 'expected_halting_step' in attrs.get('readouts', []) else ''}"
@@ -135,8 +145,12 @@ def _methods(provenance: dict, run_dir: Path) -> list[str]:
             continue
         with open_netcdf(path) as measures:
             attrs = dict(measures.attrs)
+        # the epochs a run really exported: the tasks that ran, not the file's defaults
+        ran = sorted(int(t["task"].split("/epoch-")[1].split("/")[0]) for t in tasks
+                     if t["task"].startswith(f"export/{export['model']}/{export['stimuli']}/epoch-")
+                     and t["task"].endswith(f"/seed-{seeds[0]}"))
         paragraphs.append(_export_paragraph(export["model"], export["stimuli"], attrs,
-                                            export.get("occlusion", [0.0]), export.get("latents", False)))
+                                            export.get("occlusion", [0.0]), export.get("latents", False), ran))
     return paragraphs
 
 

@@ -223,7 +223,7 @@ def load_result(folder) -> ComparisonResult:
     record = json.loads((folder / RESULT_FILE).read_text())
     results = []
     for row in record["results"]:
-        values = {k: (math.nan if v is None and k in ("ci_low", "ci_high", "ci_level", "p_value") else v)
+        values = {k: (math.nan if v is None and k in ("estimate", "ci_low", "ci_high", "ci_level", "p_value") else v)
                   for k, v in row.items() if k in _FIELDS}
         values["resampled"] = tuple(row.get("resampled", ()))
         results.append(StatResult(**values, extra=row.get("extra", {})))

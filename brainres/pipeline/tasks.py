@@ -121,6 +121,7 @@ def _family_sources(family: str | None) -> tuple[str, ...]:
 
 def build_tasks(checked, run_dir) -> list:
     """All tasks of a checked pipeline in dependency order, with hashes and folders."""
+    from brainres.compare import get_comparison
     from brainres.pipeline.provenance import TASK_SOURCES, code_fingerprint
 
     pipeline = checked.pipeline
@@ -157,6 +158,9 @@ def build_tasks(checked, run_dir) -> list:
                 context["weights"] = path
             else:
                 spec |= {"data": entry.data.spec(), "training": model.training}
+                kept = sorted({e for x in pipeline.exports if x.model == model.name for e in x.epochs})
+                if kept:  # weights kept after these epochs, for exports across training
+                    spec["keep_epochs"] = kept
                 context["data"] = entry.data
             add(Task(f"train/{model.name}/seed-{seed}", "train", spec, (), context=context), "models",
                 model.family)
@@ -164,12 +168,16 @@ def build_tasks(checked, run_dir) -> list:
         # one task per seed, so seeds export in parallel; comparisons combine them lazily
         model = pipeline.model(export.model)
         source = checked.stimuli[(export.model, export.stimuli)]
-        for seed in model.seeds:
-            spec = {"stimuli": source.spec(), "occlusion": list(export.occlusion), "latents": export.latents,
-                    "batch_size": export.batch_size, "unknown_classes": export.unknown_classes,
-                    "entropy_threshold": export.entropy_threshold, "device": checked.device or model.device}
-            add(Task(f"export/{export.model}/{export.stimuli}/seed-{seed}", "export", spec,
-                     (f"train/{export.model}/seed-{seed}",), context={"stimuli": source}), "exports", model.family)
+        for epoch in (*export.epochs, None):  # None: the trained model (its last epoch)
+            for seed in model.seeds:
+                spec = {"stimuli": source.spec(), "occlusion": list(export.occlusion), "latents": export.latents,
+                        "batch_size": export.batch_size, "unknown_classes": export.unknown_classes,
+                        "entropy_threshold": export.entropy_threshold, "device": checked.device or model.device}
+                if epoch is not None:
+                    spec["epoch"] = epoch
+                add(Task(export_key(export.model, export.stimuli, seed, epoch), "export", spec,
+                         (f"train/{export.model}/seed-{seed}",), context={"stimuli": source}), "exports",
+                    model.family)
     for index, comparison in enumerate(pipeline.comparisons):
         model = pipeline.model(comparison.model)
         entry = checked.model(model.name)
@@ -178,16 +186,35 @@ def build_tasks(checked, run_dir) -> list:
         elif model.precomputed:
             deps = (f"measures/{model.name}",)
         else:
-            deps = tuple(f"export/{comparison.model}/{comparison.stimuli}/seed-{seed}" for seed in model.seeds)
+            deps = tuple(export_key(comparison.model, comparison.stimuli, seed) for seed in model.seeds)
+        epochs = {}
+        if get_comparison(comparison.kind).across_training:  # every kept epoch and the last, each over its seeds
+            export = next(x for x in pipeline.exports if (x.model, x.stimuli) == (comparison.model, comparison.stimuli))
+            epochs = {f"epoch {epoch}": [export_key(comparison.model, comparison.stimuli, seed, epoch)
+                                         for seed in model.seeds] for epoch in export.epochs}
+            epochs[f"epoch {_last_epoch(model)}"] = list(deps)
+            deps = tuple(key for keys in epochs.values() for key in keys)
         source = checked.data[index]
         spec = {"kind": comparison.kind, "model": comparison.model, "stimuli": comparison.stimuli,
                 "data": None if source is None else source.spec(), "options": comparison.options}
         key = f"compare/{comparison.kind}/{comparison.model}/{comparison.stimuli or 'measures'}/{comparison.data or 'self'}"
         repeat = sum(t.startswith(key) for t in tasks)  # the same comparison with other options
         add(Task(key + (f"/{repeat + 1}" if repeat else ""), "compare", spec, deps,
-                 context={"data": source, "variants": [v.label for v, _ in entry.variants]}), "results")
+                 context={"data": source, "variants": [v.label for v, _ in entry.variants], "epochs": epochs}),
+            "results")
     _add_model_comparisons(add, pipeline, checked, tasks)
     return list(tasks.values())
+
+
+def export_key(model: str, stimuli: str, seed: int, epoch: int | None = None) -> str:
+    """The key of one seed's export; ``epoch``: of the weights kept after that training epoch."""
+    return f"export/{model}/{stimuli}/" + ("" if epoch is None else f"epoch-{epoch}/") + f"seed-{seed}"
+
+
+def _last_epoch(model) -> int:
+    from brainres.train import TrainConfig
+
+    return TrainConfig.from_dict(model.training).epochs
 
 
 # Options of a time-vs-rt comparison that the comparison of its models with each other shares.
@@ -292,7 +319,7 @@ def run_train(task: Task, tasks: dict, progress: bool) -> dict:
     config = TrainConfig.from_dict({**spec["training"], "seed": spec["seed"], "device": spec["device"]})
     result = train_model(build, images, labels, config, n_classes=len(record["classes"]),
                          record={**record, "data": spec["data"]}, location=context["location"], run_dir=task.folder,
-                         progress=progress, label=context["label"])
+                         progress=progress, label=context["label"], keep_epochs=tuple(spec.get("keep_epochs", ())))
     last = result.log.iloc[-1].to_dict()
     return {"held_out_accuracy": last.get("held_out_accuracy"), "held_out_mean_steps": last.get("held_out_mean_steps"),
             "halting": result.has_halting}
@@ -305,9 +332,10 @@ def run_export(task: Task, tasks: dict, progress: bool) -> dict:
     from brainres.pipeline.sources import load_stimuli
     from brainres.train import load_trained, read_run_config
 
-    trained = load_trained(tasks[task.deps[0]].folder, device=task.spec["device"])
+    trained = load_trained(tasks[task.deps[0]].folder, device=task.spec["device"], epoch=task.spec.get("epoch"))
     stored = read_run_config(trained.run_dir)
     record, weights = trained.record, stored.get("weights")
+    epoch = task.spec.get("epoch", stored["training"]["epochs"] if not weights else None)
     path = export_models(
         {trained.seed: trained.model}, load_stimuli(task.context["stimuli"]), task.folder / "measures.nc",
         classes=record["classes"], in_channels=record["in_channels"], image_size=record["image_size"],
@@ -318,7 +346,7 @@ def run_export(task: Task, tasks: dict, progress: bool) -> dict:
         pressures=get_family(record["family"]).pressures(record), occlusion_levels=task.spec["occlusion"],
         latents=task.spec["latents"], batch_size=task.spec["batch_size"],
         unknown_classes=task.spec["unknown_classes"], entropy_threshold=task.spec["entropy_threshold"],
-        device=task.spec["device"], progress=progress,
+        device=task.spec["device"], progress=progress, training_epoch=epoch,
     )
     return {"file": str(path)}
 
@@ -361,7 +389,13 @@ def run_compare(task: Task, tasks: dict, progress: bool) -> dict:
         result.inputs.update(data=task.spec["data"]["ref"], stimuli=task.spec["stimuli"])
         save_result(result, task.folder)
         return {"estimates": len(result.results)}
-    if task.context.get("variants"):
+    if task.context.get("epochs"):  # the model across training: one variant per kept epoch, each over its seeds
+        from brainres.data.variants import combine_variants
+
+        measures = combine_variants({label: _seeds_at_epoch([tasks[k].folder / "measures.nc" for k in keys])
+                                     for label, keys in task.context["epochs"].items()})
+        result = compare(task.spec["kind"], measures, data, **task.spec["options"])
+    elif task.context.get("variants"):
         from brainres.data.io import read_netcdf
         from brainres.data.variants import combine_variants
 
@@ -376,6 +410,16 @@ def run_compare(task: Task, tasks: dict, progress: bool) -> dict:
                          stimuli=task.spec["stimuli"], model=task.spec["model"])
     save_result(result, task.folder)
     return {"estimates": len(result.results)}
+
+
+def _seeds_at_epoch(paths):
+    """One epoch's exports of every seed, loaded, tagged with the epoch (a coordinate once combined)."""
+    from brainres.data.io import open_netcdf_many
+
+    with open_netcdf_many(paths, concat_dim="seed") as measures:
+        loaded = measures.load()
+    loaded.attrs["variant_tags"] = {"training_epoch": int(loaded.attrs["training_epoch"])}
+    return loaded
 
 
 RUNNERS = {"train": run_train, "export": run_export, "measures": run_measures, "compare": run_compare}

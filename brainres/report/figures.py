@@ -132,4 +132,23 @@ def _bars(ax, figure):
         ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
 
 
-DRAWERS = {"scatter": _scatter, "lines": _lines, "bars": _bars}
+def _path(ax, figure):
+    """Points joined in order (e.g. training epochs), each labelled, with x and y interval bars."""
+    x, y = figure["x"].values, figure["y"].values
+    xerr = np.abs(np.vstack([x - figure["x_low"].values, figure["x_high"].values - x])) if "x_low" in figure else None
+    yerr = np.abs(np.vstack([y - figure["y_low"].values, figure["y_high"].values - y])) if "y_low" in figure else None
+    if "ceiling_low" in figure.attrs:
+        ax.axhspan(figure.attrs["ceiling_low"], figure.attrs["ceiling_high"], color="0.6", alpha=0.3,
+                   label="noise ceiling")
+    if "chance" in figure.attrs:
+        ax.axvline(figure.attrs["chance"], color="0.3", lw=0.8, ls="--", label="chance")
+    ax.axhline(0, color="0.3", lw=0.6)
+    ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="-o", ms=4, color="tab:blue", ecolor="0.6", elinewidth=0.8,
+                capsize=2, zorder=2)
+    if "point_label" in figure:
+        for xi, yi, label in zip(x, y, figure["point_label"].values):
+            ax.annotate(str(label), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+
+
+DRAWERS = {"scatter": _scatter, "lines": _lines, "bars": _bars, "path": _path}

@@ -42,7 +42,7 @@ pre { background: #f6f6f6; padding: 0.6rem; overflow-x: auto; font-size: 0.72rem
 # Results-table columns, in order; `optional` ones are hidden on narrow screens (they stay in the CSV).
 COLUMNS = (("label", "result", False), ("estimate", "estimate", False), ("ci", "95% CI", False),
            ("p_value", "p", False), ("n", "n", False), ("interval", "method", True), ("n_resamples", "resamples", True),
-           ("resampled", "resampled", True), ("seed", "seed", True))
+           ("resampled", "resampled", True), ("seed", "seed", True), ("warning", "warning", False))
 
 
 def _csv_link(frame, filename: str, text: str) -> str:
@@ -110,11 +110,17 @@ def _summary(comparisons) -> str:
 def _table(comparison, index: int) -> str:
     head = "".join(f"<th class='{'optional' if optional else ''}'>{html.escape(title)}</th>"
                    for _, title, optional in COLUMNS)
-    rows = []
+    rows, previous_warning = [], ""
     for result in comparison.results:
         cells = []
         for key, _, optional in COLUMNS:
-            if key == "label":
+            if key == "warning":
+                # beside every row it applies to; in full once, then "as above" (the same text on every row of a
+                # comparison would bury the table)
+                warning = str(result.extra.get("warning") or "")
+                value = "as above" if warning and warning == previous_warning else warning
+                previous_warning = warning
+            elif key == "label":
                 value = result.extra.get("label", result.statistic)
             elif key == "estimate":
                 value = number(result.estimate)
@@ -129,7 +135,7 @@ def _table(comparison, index: int) -> str:
             else:
                 value = getattr(result, key)
                 value = "" if value is None else value
-            css = "label" if key == "label" else ("optional" if optional else "")
+            css = key if key in ("label", "warning") else ("optional" if optional else "")
             cells.append(f"<td class='{css}'>{html.escape(str(value))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     link = _csv_link(comparison.table(), f"{comparison.comparison}-{index}-results.csv",
@@ -152,7 +158,9 @@ def comparison_section(comparison, index: int) -> str:
     parts += [f"<p class='note'>{html.escape(note)}</p>" for note in comparison.notes]
     parts += [_figure(name, figure, f"{comparison.comparison}-{index}-{name}.csv")
               for name, figure in comparison.figures.items()]
-    sentences = [f"<li>{html.escape(str(r.extra.get('label', r.statistic)))}: {apa_sentence(r, unit=_unit(r))}"
+    sentences = [f"<li class='warning'>not estimable: {html.escape(str(r.extra['not_estimable']))}</li>"
+                 if r.extra.get("not_estimable") else
+                 f"<li>{html.escape(str(r.extra.get('label', r.statistic)))}: {apa_sentence(r, unit=_unit(r))}"
                  + (f" <small>Estimand: {html.escape(str(r.extra['estimand']))}.</small>" if r.extra.get("estimand")
                     else "") + "</li>"
                  for r in comparison.results]

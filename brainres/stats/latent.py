@@ -260,6 +260,15 @@ def latent_correlation(
         statistic, {"stimulus": n}, n_resamples=n_resamples, seed=seed, ci_level=ci_level, interval=interval,
         keep_distribution=keep_distribution, statistic_name=f"latent_{method}", n=n, bounds=(-1.0, 1.0),
         extra=extra)
+    if not (rel_m > 0 and rel_h > 0):
+        # a side without stimulus variance beyond its noise: the correlation would sit at a bound (+-1) with an
+        # interval at the same bound; say what it is instead
+        sides = [side for side, r in (("model (across seeds)", rel_m), ("human (across subjects)", rel_h))
+                 if not r > 0]
+        reason = (f"the {' and the '.join(sides)} measure has no stimulus variance beyond its noise (reliability "
+                  f"{rel_m:.2f} / {rel_h:.2f}): the noise-free correlation is not defined")
+        result = result.replace(estimate=math.nan, ci_low=math.nan, ci_high=math.nan,
+                                extra={**result.extra, "not_estimable": reason})
     how = ("Pearson correlation of the stimulus means with each side's noise variance (from an additive unit + "
            "stimulus fit) removed from its variance" if method == "pearson" else
            "Spearman correlation of the stimulus means divided by the square root of both sides' reliabilities, "
@@ -267,3 +276,62 @@ def latent_correlation(
            "ranks over the stimuli")
     return result.replace(method=f"correlation of noise-free stimulus effects: {how}; {result.method} "
                                  f"({n_resamples:,} resamples), {interval} interval")
+
+
+CHANGE_ESTIMAND = ("the difference between two latent correlations with the same human data (e.g. the same seeds at "
+                   "two training epochs): each the correlation of the model's noise-free stimulus effects with the "
+                   "humans', over the population of stimuli")
+
+
+def latent_correlation_difference(model_a, model_b, human, *, method: str = "pearson", n_resamples: int = 2000,
+                                  seed=None, ci_level: float = 0.95) -> StatResult:
+    """Difference of two models' latent (noise-free) correlations with the same humans, and its interval.
+
+    Each side is :func:`latent_correlation` (noise variances from each side's
+    own seeds or subjects); one stimulus bootstrap resamples the same stimuli
+    for both, so noise the two models share stimulus by stimulus (the same
+    seeds at two training epochs) is kept. A human side with one row (e.g.
+    label entropy of all annotators) counts as noise-free, so the difference is
+    then for these annotators' measure, attenuated by its noise on both sides.
+
+    Parameters
+    ----------
+    model_a, model_b : array_like, shape (n_seeds, n_stimuli)
+    human : array_like, shape (n_subjects, n_stimuli)
+    method, n_resamples, seed, ci_level
+        As in :func:`latent_correlation`; the percentile interval, and the
+        two-sided bootstrap p-value of no difference from the same resamples.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> effect, own = rng.normal(size=300), rng.normal(size=300)
+    >>> seeds = rng.normal(size=(3, 300))
+    >>> human = effect + 2 * rng.normal(size=(10, 300))
+    >>> result = latent_correlation_difference(effect + own + seeds, 0.2 * effect + own + seeds, human, seed=0,
+    ...                                        n_resamples=500)
+    >>> bool(result.ci_low > 0)
+    True
+    """
+    statistic_a, parts_a = latent_correlation_statistic(model_a, human, method=method)
+    statistic_b, parts_b = latent_correlation_statistic(model_b, human, method=method)
+    if parts_a["n_stimuli_used"] != parts_b["n_stimuli_used"]:
+        raise LatentInputError("the two models must cover the same stimuli as the human data")
+    n = parts_a["n_stimuli_used"]
+    uniform = np.full((1, n), 1.0 / n)
+    estimates = float(statistic_a(uniform)[0]), float(statistic_b(uniform)[0])
+    result = crossed_bootstrap(lambda w: statistic_a(w) - statistic_b(w), {"stimulus": n}, n_resamples=n_resamples,
+                               seed=seed, ci_level=ci_level, interval="percentile", keep_distribution=True,
+                               statistic_name=f"latent_{method}_difference", n=n, bounds=(-2.0, 2.0),
+                               extra={"estimand": CHANGE_ESTIMAND, "estimate_a": estimates[0],
+                                      "estimate_b": estimates[1],
+                                      "reliability_model_a": parts_a["reliability_model"],
+                                      "reliability_model_b": parts_b["reliability_model"],
+                                      "reliability_human": parts_a["reliability_human"]})
+    distribution = result.distribution[np.isfinite(result.distribution)]
+    # two-sided bootstrap p-value of no difference, never 0 with finitely many resamples
+    below, above = ((np.sum(side) + 1) / (distribution.size + 1) for side in (distribution <= 0, distribution >= 0))
+    return result.replace(estimate=estimates[0] - estimates[1], p_value=float(min(1.0, 2 * min(below, above))),
+                          distribution=None,
+                          method=f"difference of two latent correlations (variance components, {method}); "
+                                 f"{result.method} ({n_resamples:,} resamples), percentile interval")

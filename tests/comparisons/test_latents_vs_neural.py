@@ -180,3 +180,24 @@ def test_responses_of_one_subject_with_gaps_and_another_rdm_method():
     assert any("no leave-one-subject-out noise ceiling" in note for note in result.notes)
     assert "euclidean-distance RDMs" in result.methods
     assert per_step(result)[-1].estimate > per_step(result)[0].estimate
+
+
+def test_options_every_comparison_shares_have_one_default():
+    """One default per setting, across comparisons. (API, CLI and pipelines share it: a pipeline's and the CLI's
+    options are filled in from the plug-in's own signature by ``Comparison.check_options``.)"""
+    from brainres.compare import comparison_ids, get_comparison
+
+    expected = {"n_resamples": 10_000, "seed": 0, "ci_level": 0.95, "intersect": False, "occlusion": 0.0,
+                "readout": "expected_halting_step", "n_splits": 1000, "method": "spearman"}
+    seen = {}
+    for comparison_id in comparison_ids():
+        for name, parameter in get_comparison(comparison_id).parameters().items():
+            if name in expected:
+                seen.setdefault(name, {})[comparison_id] = parameter.default
+    differing = {name: {c: v for c, v in by.items() if v != expected[name]} for name, by in seen.items()}
+    assert not any(differing.values()), differing
+    assert set(seen["n_resamples"]) >= {"time-vs-rt", "occlusion-recurrence", "speed-accuracy", "latents-vs-neural",
+                                        "model-comparison"}
+    # and a pipeline that leaves the option out gets that default
+    filled = get_comparison("latents-vs-neural").check_options({})
+    assert filled["n_resamples"] == 10_000

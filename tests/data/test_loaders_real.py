@@ -88,6 +88,16 @@ def test_mnist_and_cifar(data_root):
     # people mostly agree with the CIFAR label: CIFAR-10H and the test set are aligned
     agreement = (human["counts"].argmax("label").values == cifar["label"].values).mean()
     assert agreement > 0.9
+    # the fixed split of the CIFAR-10H pipeline: 8,000 to train on, the other 2,000 (index divisible by 5) held out
+    train, held_out = brainres.load_stimuli("cifar10-test-train"), brainres.load_stimuli("cifar10-test-heldout")
+    held_out_labels = brainres.load_dataset("cifar10h-heldout")
+    assert train.sizes["stimulus_id"] == 8000 and held_out.sizes["stimulus_id"] == 2000
+    assert not set(train["stimulus_id"].values) & set(held_out["stimulus_id"].values)
+    assert (held_out["test_index"].values % 5 == 0).all() and (train["test_index"].values % 5 != 0).all()
+    assert list(held_out_labels["stimulus_id"].values) == list(held_out["stimulus_id"].values)
+    np.testing.assert_array_equal(held_out_labels["counts"].values,
+                                  human["counts"].sel(stimulus_id=held_out["stimulus_id"].values).values)
+    np.testing.assert_array_equal(held_out["image"].values, cifar["image"].isel(stimulus_id=slice(0, None, 5)).values)
     assert brainres.load_stimuli("cifar10h").sizes["stimulus_id"] == 10000
 
 

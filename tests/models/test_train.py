@@ -109,6 +109,25 @@ def test_resume_after_interruption_is_bitwise_equal(tmp_path, small_digits):
     _same_log(pd.read_csv(tmp_path / "straight" / LOG), pd.read_csv(tmp_path / "resumed" / LOG))
 
 
+def test_mirrored_shifted_cosine_training_resumes_bitwise_and_keeps_epoch_weights(tmp_path, small_digits):
+    images, labels = small_digits
+    config = tiny_config(epochs=3, horizontal_flip=0.5, max_shift=2, learning_rate_schedule="cosine")
+    straight = train_tiny(images, labels, config, run_dir=tmp_path / "straight", keep_epochs=(1, 2))
+    train_tiny(images, labels, config, run_dir=tmp_path / "resumed", keep_epochs=(1, 2), stop_after_epoch=2)
+    resumed = train_tiny(images, labels, config, run_dir=tmp_path / "resumed", keep_epochs=(1, 2))
+    _same_state(straight.model.state_dict(), resumed.model.state_dict())
+    # the weights kept after epoch 1 and 2 are those of that moment: the same in both runs, not the last ones
+    for epoch in (1, 2):
+        kept = load_trained(tmp_path / "straight", epoch=epoch).model.state_dict()
+        _same_state(kept, load_trained(tmp_path / "resumed", epoch=epoch).model.state_dict())
+        assert not all(torch.equal(kept[k], straight.model.state_dict()[k]) for k in kept)
+    with pytest.raises(TrainingError, match="kept no weights at epoch 3"):
+        load_trained(tmp_path / "straight", epoch=3)
+    # augmentation changes what the model saw; without it the weights differ
+    plain = train_tiny(images, labels, tiny_config(epochs=3, learning_rate_schedule="cosine"))
+    assert not all(torch.equal(v, plain.model.state_dict()[k]) for k, v in straight.model.state_dict().items())
+
+
 def test_rerunning_a_finished_run_changes_nothing(tmp_path, small_digits):
     images, labels = small_digits
     first = train_tiny(images, labels, tiny_config(epochs=1), run_dir=tmp_path)
@@ -260,7 +279,8 @@ def test_config_round_trip_and_validation():
     assert TrainConfig().occlusion_levels == (0.0,)
     assert set(TrainConfig().to_dict()) == {"seed", "epochs", "batch_size", "learning_rate", "held_out_fraction",
                                             "split_seed", "occlusion_levels", "edge_maps", "patch_size", "step_loss_weight",
-                                            "num_threads", "device"}
+                                            "num_threads", "device", "horizontal_flip", "max_shift",
+                                            "learning_rate_schedule"}
     with pytest.raises(SettingsError, match="held_out_fraction"):
         tiny_config(held_out_fraction=1.0)
     with pytest.raises(SettingsError, match="occlusion_levels"):

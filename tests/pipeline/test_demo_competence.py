@@ -16,6 +16,8 @@ def competence(run_dir) -> list[dict]:
     rows = []
     for path in sorted(glob.glob(str(Path(run_dir) / "exports" / "*" / "measures.nc"))):
         with xr.open_dataset(path) as ds:
+            if "epoch-" in Path(path).parent.name:
+                continue  # an export of weights kept earlier in training (competence-alignment)
             shown = ds.sel(occlusion=0.0)
             correct = np.asarray(shown["halted_correct"].values, dtype=bool).ravel()
             median_step = np.asarray(shown["median_halting_step"].values).ravel()

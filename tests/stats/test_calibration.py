@@ -53,15 +53,16 @@ def test_crossed_bootstrap_intervals_cover_the_population_correlation(simulate, 
     assert 0.93 <= coverage <= 0.97
 
 
-def _script():
-    path = Path(__file__).resolve().parents[2] / "docs" / "experiments" / "calibrate_time_vs_rt.py"
-    spec = importlib.util.spec_from_file_location("calibrate_time_vs_rt", path)
+def _script(name="calibrate_time_vs_rt"):
+    path = Path(__file__).resolve().parents[2] / "docs" / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 CALIBRATION = _script()
+COMPARISONS = _script("calibrate_comparisons")
 # Rows whose stated claim is 93-97 % coverage of their estimand. The seed x stimulus x subject bias-shifted
 # interval is not claimed (it undercovers the noise-free correlation at 3 seeds x 160 x 10; time-vs-rt no
 # longer reports it): it is scored and printed, and must stay below the claim there, so the table stays true.
@@ -96,3 +97,24 @@ def test_time_vs_rt_intervals_cover_their_estimands(cell, monkeypatch):
 def test_model_comparison_difference_interval_covers_both_estimands(cell):
     rows = CALIBRATION.calibrate_difference(studies=N_STUDIES, n_resamples=999, **CALIBRATION.DIFFERENCE_CELLS[cell])
     _check(rows)
+
+
+# occlusion-recurrence, speed-accuracy and the split-half noise-corrected correlation (docs/experiments/
+# calibrate_comparisons.py): every row they report is claimed at 93-97 %, except the rows listed here, which are
+# claimed only not to under-cover (the table in docs/statistics.md says the same, and why).
+CONSERVATIVE = {
+    # every one of its first 100 studies covered at 3 x 160 x 10, rho 0.5: wider than its sampling spread
+    "split-half noise-corrected (BCa)",
+}
+
+
+@pytest.mark.parametrize("part, cell", [(part, index) for part in ("occlusion", "speed", "split-half")
+                                        for index in range(len(COMPARISONS.CELLS[part]))])
+def test_occlusion_speed_and_split_half_intervals_cover_their_estimands(part, cell):
+    rows = COMPARISONS.calibrate(part, studies=N_STUDIES, n_resamples=999, **COMPARISONS.CELLS[part][cell])
+    for row in rows:
+        print("\n[calibration] " + COMPARISONS.format_row(row))
+        assert row["intervals"] == N_STUDIES
+        assert row["coverage_high"] >= 0.93, row  # never below the claim
+        if row["interval"] not in CONSERVATIVE:
+            assert row["coverage_low"] <= 0.97, row

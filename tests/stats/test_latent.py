@@ -68,4 +68,12 @@ def test_latent_correlation_recovers_the_truth_is_bounded_and_reproducible():
         assert "noise-free" in result.extra["estimand"]
     # No stimulus signal at all: the estimand is at a bound at worst, never beyond.
     noise_only = latent_correlation(rng.normal(size=(3, 50)), rng.normal(size=(10, 50)), n_resamples=300, seed=0)
-    assert -1 <= noise_only.ci_low <= noise_only.ci_high <= 1 and -1 <= noise_only.estimate <= 1
+    # pure noise: a side's latent variance can come out <= 0; then the correlation is not defined, and says why
+    if noise_only.extra.get("not_estimable"):
+        assert np.isnan([noise_only.estimate, noise_only.ci_low, noise_only.ci_high]).all()
+        assert "no stimulus variance beyond its noise" in noise_only.extra["not_estimable"]
+    else:
+        assert -1 <= noise_only.ci_low <= noise_only.ci_high <= 1 and -1 <= noise_only.estimate <= 1
+    defined = latent_correlation(rng.normal(size=(3, 50)) + np.arange(50), rng.normal(size=(10, 50)) + np.arange(50),
+                                 n_resamples=300, seed=0)
+    assert "not_estimable" not in defined.extra and defined.estimate > 0.9

@@ -205,3 +205,19 @@ def test_bias_shifted_percentile_reports_its_centre_and_accepts_the_old_name():
     plain = crossed_bootstrap(statistic, {"stimulus": 50}, n_resamples=800, seed=2, interval="percentile")
     shift = -2 * new.extra["bootstrap_bias"]
     assert (new.ci_low, new.ci_high) == pytest.approx((plain.ci_low + shift, plain.ci_high + shift))
+
+
+def test_bca_on_many_units_leaves_out_groups_with_the_delete_one_acceleration(monkeypatch):
+    import brainres.stats.resample as resample_module
+
+    values = np.random.default_rng(3).exponential(size=3000)  # skewed: the acceleration matters
+
+    def mean(weights):
+        return weights["stimulus"] @ values
+
+    grouped = crossed_bootstrap(mean, {"stimulus": 3000}, n_resamples=2000, seed=1, interval="bca")
+    monkeypatch.setattr(resample_module, "JACKKNIFE_GROUPS", 10**9)
+    delete_one = crossed_bootstrap(mean, {"stimulus": 3000}, n_resamples=2000, seed=1, interval="bca")
+    assert "1,000 groups of stimulus" in grouped.method and "groups" not in delete_one.method
+    assert grouped.ci_low == pytest.approx(delete_one.ci_low, abs=2e-4)
+    assert grouped.ci_high == pytest.approx(delete_one.ci_high, abs=2e-4)

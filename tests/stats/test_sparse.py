@@ -156,6 +156,31 @@ def test_compiled_kernel_and_numpy_twin_give_identical_means():
     np.testing.assert_array_equal(compiled[1], twin[1])
 
 
+def test_fused_kernel_gives_the_same_bits_however_resamples_are_grouped():
+    # Four resamples share a pass over the cells; a short group is padded with zero draws, one left over runs
+    # alone. Every split of 11 resamples (one at a time, one to five chunks) must give the same bits.
+    model, dense = _design(n_seeds=4, n_stimuli=60, n_subjects=15, keep=0.3, seed=8)
+    human = _sparse(dense)
+    sizes = {"seed": 4, "stimulus": 60, "subject": 15}
+    counts = {f: draw_counts(20 + k, n, 11) for k, (f, n) in enumerate(sizes.items())}
+    fixed = np.nan_to_num(human.stimulus_means())
+    order = np.argsort(fixed, kind="stable").astype(np.int32)
+    mean = model.mean(axis=0)
+    mean_order = np.argsort(mean, kind="stable").astype(np.int32)
+
+    def run(rows, n_threads):
+        return sparse_kernels._crossed_spearman_kernel(
+            model, counts["seed"][rows], counts["stimulus"][rows], counts["subject"][rows], *human.raters(),
+            fixed[order], order, mean[mean_order], mean_order, np.ones(60), np.ones(7, dtype=np.bool_), n_threads)
+
+    whole = run(slice(None), 1)
+    assert np.isfinite(whole).all()
+    one_by_one = np.concatenate([run(slice(r, r + 1), 1) for r in range(11)], axis=1)
+    np.testing.assert_array_equal(whole, one_by_one)
+    for n_threads in (2, 3, 5):
+        np.testing.assert_array_equal(run(slice(None), n_threads), whole)
+
+
 def test_memory_grows_with_cells_not_subjects_times_stimuli():
     # 20,000 subjects x 50,000 stimuli: 8 GB as a dense float array; 60,000 observed cells.
     rng = np.random.default_rng(0)

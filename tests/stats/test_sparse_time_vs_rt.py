@@ -113,9 +113,9 @@ def test_raw_file_goes_through_time_vs_rt_sparsely(small, monkeypatch):
     # The same data forced through the dense subject x stimulus matrix give the same numbers, except the
     # noise-corrected correlation: its default variance-components estimator needs dense data, so sparse
     # data use the split-half one.
-    import brainres.comparisons.time_vs_rt as plugin
+    import brainres.comparisons._per_stimulus as human_side
 
-    monkeypatch.setattr(plugin, "prefer_sparse", lambda trials: False)
+    monkeypatch.setattr(human_side, "prefer_sparse", lambda trials: False)
     dense = compare("time-vs-rt", model, trials, **options)
     assert "Sparse design" not in dense.methods
     for row_sparse, row_dense in zip(sparse.results, dense.results):
