@@ -123,11 +123,12 @@ def run(
         # an accuracy lies in [0, 1]: so does its interval (clipping keeps the t interval's coverage)
         accuracy = accuracy.replace(ci_low=max(accuracy.ci_low, 0.0), ci_high=min(accuracy.ci_high, 1.0))
         correlation = latent_correlation(time, human_matrix, n_resamples=n_resamples, seed=seed, **common)
-        if not correlation.extra.get("reliability_model", 0) > 0:
-            # no stimulus variance in the seed-mean time beyond the seeds' noise: the noise-free correlation is
-            # not defined (it would sit at a bound, +-1), and neither is a change to or from it
-            undefined[epoch] = (f"the noise-free correlation at epoch {epoch} is not defined: the seed-mean time has "
-                                "no stimulus variance beyond its seed noise")
+        if correlation.extra.get("not_estimable") or not correlation.extra.get("reliability_model", 0) > 0:
+            # no stimulus variance beyond the noise (in the seed-mean time, or in the humans' mean): the noise-free
+            # correlation is not defined (it would sit at a bound, +-1), and neither is a change to or from it
+            undefined[epoch] = (f"the noise-free correlation at epoch {epoch} is not defined: "
+                                + correlation.extra.get("not_estimable", "the seed-mean time has no stimulus variance "
+                                                                         "beyond its seed noise"))
             correlation = correlation.replace(estimate=float("nan"), ci_low=float("nan"), ci_high=float("nan"))
             warnings = [*warnings, undefined[epoch].split(": ", 1)[1]]
         correlation = correlation.replace(extra={
