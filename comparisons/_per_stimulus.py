@@ -56,6 +56,13 @@ def match_human(trials: xr.Dataset, model: xr.Dataset, model_stimuli, *, measure
     the category the model export gives it. A stimulus without an answered
     (or correct) trial is an error naming it.
     """
+    data_name = trials.attrs.get("dataset_id", "the human data")
+    first_notes = None
+    if measure == "accuracy" and "counts" in trials:
+        # label counts are scored against the model's categories, so only the model's stimuli get a value: match
+        # the stimuli first, so that a stimulus only the data has is never dropped unsaid
+        _, first_notes = match_stimuli(np.asarray(model_stimuli), trials["stimulus_id"].values, intersect=intersect,
+                                       model_name="the model export", data_name=data_name)
     by_subject = human_cells if "trial" in trials.dims and prefer_sparse(trials) else per_subject
     categories = model["category"] if "category" in model else None
     measured = human_measure(trials, measure, correct_only=correct_only, by_subject=by_subject, categories=categories)
@@ -63,9 +70,9 @@ def match_human(trials: xr.Dataset, model: xr.Dataset, model_stimuli, *, measure
     human = measured.matrix if is_sparse_human(measured.matrix) else xr.DataArray(  # sparse data stay sparse
         measured.matrix if measured.has_subjects else measured.values()[None],
         dims=("subject", "stimulus_id"), coords={"stimulus_id": measured.stimulus_id})
-    data_name = trials.attrs.get("dataset_id", "the human data")
     shared, notes = match_stimuli(np.asarray(model_stimuli), human["stimulus_id"].values, intersect=intersect,
                                   model_name="the model export", data_name=data_name)
+    notes = notes if first_notes is None else first_notes
     matrix = human.sel(stimulus_id=shared).values
     unanswered = np.isnan(stimulus_means(matrix))
     if unanswered.any():

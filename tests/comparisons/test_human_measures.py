@@ -7,6 +7,7 @@ from scipy.stats import entropy, hypergeom, pearsonr, spearmanr
 
 from brainres.compare import compare
 from brainres.comparisons._common import ComparisonError
+from brainres.errors import StimulusMismatchError
 from brainres.comparisons._human_measures import human_measure
 from brainres.comparisons._label_counts import (
     category_counts, label_disattenuated_correlation, label_entropy, label_split_half_reliability,
@@ -121,6 +122,12 @@ def test_time_vs_label_accuracy_scores_each_stimulus_against_its_category():
     assert analytic.estimate == pytest.approx(expected) and analytic.ci_high < -0.5
     assert "human accuracy" in result.title and "chose its category" in result.methods
     assert by_label(result, "reliability").extra["unit"] == "annotator"
+    # a labelled stimulus the model was not exported on is never dropped unsaid
+    fewer = model.isel(stimulus_id=slice(0, 119))
+    with pytest.raises(StimulusMismatchError):
+        compare("time-vs-rt", fewer, labels, measure="accuracy", n_resamples=100, n_splits=10)
+    kept = compare("time-vs-rt", fewer, labels, measure="accuracy", n_resamples=100, n_splits=10, intersect=True)
+    assert any("1 only in synthetic-labels" in note for note in kept.notes)
     # without category names on the labels, accuracy cannot be scored: said, naming what is missing
     with pytest.raises(ComparisonError, match="label_name"):
         compare("time-vs-rt", model, _counts_dataset(counts, ids), measure="accuracy", n_resamples=100)

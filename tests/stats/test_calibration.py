@@ -118,3 +118,21 @@ def test_occlusion_speed_and_split_half_intervals_cover_their_estimands(part, ce
         assert row["coverage_high"] >= 0.93, row  # never below the claim
         if row["interval"] not in CONSERVATIVE:
             assert row["coverage_low"] <= 0.97, row
+
+
+EPOCHS = _script("calibrate_paired_epochs")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+@pytest.mark.parametrize("null", [False, True])
+def test_change_across_training_covers_the_noise_free_change(method, null, monkeypatch):
+    # competence-alignment's change rows: latent_correlation_difference at 3 seeds x 160 stimuli x 10 subjects,
+    # 300 studies (docs/experiments/calibrate_paired_epochs.py; docs/statistics.md)
+    if null:
+        monkeypatch.setitem(EPOCHS.EPOCHS, "early", EPOCHS.EPOCHS["late"])
+    rows, _ = EPOCHS.coverage(300, 999, (3, 160, 10), method)
+    coverage, low, high, truth = rows["noise-free"]
+    print(f"\n[calibration] change across training, {method}, true change {truth:.3f}: {coverage:.3f} "
+          f"[{low:.3f}, {high:.3f}]")
+    assert low <= 0.97 and high >= 0.93
