@@ -26,7 +26,7 @@ import xarray as xr
 
 from brainres.compare import Comparison, ComparisonResult
 from brainres.comparisons._common import (
-    COMMON_OPTIONS, OCCLUSION, READOUT, ComparisonError, fmt, model_diagnostics, model_measure, readout_required,
+    COMMON_OPTIONS, OCCLUSION, READOUT, RELIABILITY_RESAMPLES, ComparisonError, fmt, model_diagnostics, model_measure, readout_required,
     reliability_warning, require_variation,
 )
 from brainres.comparisons._human_measures import MEASURES, human_reliability, reliability_sentence
@@ -64,6 +64,7 @@ def run(
     method: str = "spearman",
     correct_only: bool = False,
     n_resamples: int = 10_000,
+    reliability_resamples: int = 2000,
     n_splits: int = 1000,
     seed: int = 0,
     ci_level: float = 0.95,
@@ -78,8 +79,9 @@ def run(
         ``training_epoch``), each with dims ``seed``, ``stimulus_id``, ``occlusion``.
     trials : xarray.Dataset
         Human trials, or human label counts (``measure = "label_entropy"``).
-    readout, measure, occlusion, method, correct_only, n_resamples, n_splits, seed, ci_level, intersect
-        As in ``time-vs-rt``.
+    readout, measure, occlusion, method, correct_only, n_resamples, reliability_resamples, n_splits, seed, ci_level, intersect
+        As in ``time-vs-rt`` (``reliability_resamples``: of the noise ceiling only; the correlations use
+        ``n_resamples``).
 
     Returns
     -------
@@ -143,7 +145,7 @@ def run(
         results += [accuracy, correlation]
 
     reliability = human_reliability(human.measured, method=method, n_splits=n_splits,
-                                    n_resamples=min(n_resamples, 2000), seed=seed, ci_level=ci_level)
+                                    n_resamples=reliability_resamples, seed=seed, ci_level=ci_level)
     human_warning = reliability_warning(reliability)
     changes = []
     for epoch, time in zip(epochs[:-1], times[:-1]):
@@ -209,7 +211,7 @@ def run(
         "twice the smaller tail of the bootstrap distribution), Holm-adjusted"
         + (f" over {len(changes)} differences" if len(changes) > 1 else "")
         + ". Noise ceiling (the same at every epoch): " + reliability_sentence(human.measured, reliability, n_splits)
-        + "; the ceiling is its square root."
+        + f" ({reliability_resamples:,} stimulus resamples); the ceiling is its square root."
     )
     return ComparisonResult(
         comparison="competence-alignment",
@@ -228,5 +230,5 @@ COMPARISON = Comparison(
     across_training=True,
     options={"readout": READOUT, "measure": Choice(*MEASURES), "occlusion": OCCLUSION,
              "method": Choice("spearman", "pearson"), "correct_only": Boolean(), "n_splits": Integer(low=1),
-             **COMMON_OPTIONS},
+             "reliability_resamples": RELIABILITY_RESAMPLES, **COMMON_OPTIONS},
 )

@@ -29,7 +29,7 @@ import xarray as xr
 
 from brainres.compare import Comparison, ComparisonResult, match_stimuli
 from brainres.comparisons._common import (
-    CI_LEVEL, N_RESAMPLES, SEED, ComparisonError, model_diagnostics, model_measure, per_subject, reliability_warning,
+    CI_LEVEL, N_RESAMPLES, RELIABILITY_RESAMPLES, SEED, ComparisonError, model_diagnostics, model_measure, per_subject, reliability_warning,
     require_variation,
 )
 from brainres.settings import Choice, Integer, Mapping, Optional, Real, Text
@@ -51,8 +51,8 @@ DIFFERENCE_ESTIMAND = ("the difference between two models' correlations with the
 
 
 def run(models: dict, trials: xr.Dataset, *, readouts: dict | None = None, readout: str = "expected_halting_step",
-        occlusion: float = 0.0, method: str = "spearman", n_resamples: int = 10_000, n_splits: int = 1000,
-        seed: int = 0, ci_level: float = 0.95) -> ComparisonResult:
+        occlusion: float = 0.0, method: str = "spearman", n_resamples: int = 10_000, reliability_resamples: int = 2000,
+        n_splits: int = 1000, seed: int = 0, ci_level: float = 0.95) -> ComparisonResult:
     """Compare several models' time with the same human RTs, with paired intervals on their differences.
 
     Parameters
@@ -63,7 +63,7 @@ def run(models: dict, trials: xr.Dataset, *, readouts: dict | None = None, reado
         Human trials (``rt`` in seconds).
     readouts : dict, optional
         Model name -> readout, for models read out differently; others use ``readout``.
-    occlusion, method, n_resamples, n_splits, seed, ci_level
+    occlusion, method, n_resamples, reliability_resamples, n_splits, seed, ci_level
         As in ``time-vs-rt``.
     """
     if len(models) < 2:
@@ -91,7 +91,7 @@ def run(models: dict, trials: xr.Dataset, *, readouts: dict | None = None, reado
                                                            occlusion=occlusion)
         notes += [f"{name}: {note}" for note in model_notes + [f"Warning: {w}." for w in model_warnings]]
         warnings[name] = "; ".join(model_warnings)
-    reliability = split_half_reliability(human, method=method, n_splits=n_splits, n_resamples=min(n_resamples, 2000),
+    reliability = split_half_reliability(human, method=method, n_splits=n_splits, n_resamples=reliability_resamples,
                                          seed=seed, ci_level=ci_level)
     human_warning = reliability_warning(reliability)
     if human_warning:
@@ -108,7 +108,7 @@ def run(models: dict, trials: xr.Dataset, *, readouts: dict | None = None, reado
             **correlation.extra, "label": f"{name} ({readouts[name].replace('_', ' ')}) vs human RT", "model": name,
             "ceiling": ceiling, "estimand": ESTIMAND}))
         corrected = disattenuated_correlation(matrix, human, method=method, n_splits=n_splits,
-                                              n_resamples=min(n_resamples, 2000), seed=seed, ci_level=ci_level)
+                                              n_resamples=reliability_resamples, seed=seed, ci_level=ci_level)
         # the headline per model: its interval covers the noise-free correlation at small designs
         # (docs/statistics.md); the correlation above is attenuated by seed and subject noise
         results.append(corrected.replace(extra={
@@ -149,10 +149,10 @@ def run(models: dict, trials: xr.Dataset, *, readouts: dict | None = None, reado
                + "A model's correlation is the bootstrap's bias-corrected value (its interval's centre); a difference is "
                "the observed difference of the two correlations. Each model's "
                "noise-corrected correlation estimates the correlation of the noise-free stimulus effects (variance "
-               "components; docs/statistics.md). Noise ceiling: split-half reliability of the mean RT over "
-               f"{reliability.extra.get('n_splits', n_splits)} "
+               f"components; {reliability_resamples:,} stimulus resamples; docs/statistics.md). Noise ceiling: "
+               f"split-half reliability of the mean RT over {reliability.extra.get('n_splits', n_splits)} "
                f"{'(all distinct)' if reliability.extra.get('exhaustive_splits') else 'random'} splits of the "
-               "subjects, stepped up to all subjects.")
+               f"subjects, stepped up to all subjects ({reliability_resamples:,} stimulus resamples).")
     return ComparisonResult(comparison="model-comparison", title=f"Which model's time is closest to human RT "
                                                                  f"({data_name})?",
                             results=results, figures={"models": figure}, methods=methods, notes=notes,
@@ -164,5 +164,6 @@ COMPARISON = Comparison(
     id="model-comparison", description="several models' time against the same human RTs, with paired intervals",
     run=run, model_kinds=("multi",),
     options={"readouts": Optional(Mapping()), "readout": Text(), "occlusion": Real(low=0, high=1),
-             "method": Choice("spearman", "pearson"), "n_resamples": N_RESAMPLES, "n_splits": Integer(low=1),
+             "method": Choice("spearman", "pearson"), "n_resamples": N_RESAMPLES,
+             "reliability_resamples": RELIABILITY_RESAMPLES, "n_splits": Integer(low=1),
              "seed": SEED, "ci_level": CI_LEVEL})

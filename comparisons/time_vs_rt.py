@@ -25,8 +25,8 @@ from brainres.stats import (
     rt_mixed_model,
 )
 from brainres.comparisons._common import (
-    COMMON_OPTIONS, OCCLUSION, READOUT, ComparisonError, fmt, model_measure, readout_required,
-    require_variation,
+    COMMON_OPTIONS, OCCLUSION, READOUT, RELIABILITY_RESAMPLES, ComparisonError, fmt, model_measure,
+    readout_required, require_variation,
 )
 from brainres.comparisons._common import model_diagnostics, reliability_warning
 from brainres.comparisons._human_measures import MEASURES, UNITS, reliability_and_correction, reliability_sentence
@@ -47,6 +47,7 @@ def run(
     control_accuracy: bool = False,
     mixed_model: bool = True,
     n_resamples: int = 10_000,
+    reliability_resamples: int = 2000,
     n_splits: int = 1000,
     seed: int = 0,
     ci_level: float = 0.95,
@@ -81,6 +82,10 @@ def run(
         Fit the trial-level mixed model.
     n_resamples, n_splits, seed, ci_level
         Bootstrap resamples, split-half splits, the seed of every draw, interval level.
+    reliability_resamples : int
+        Resamples of the stimulus bootstraps of the noise ceiling and the
+        noise-corrected correlation (their split-half versions recompute 100
+        splits per resample, hence a smaller default than ``n_resamples``).
     intersect : bool
         Use the stimuli common to both sides instead of failing on a mismatch.
     """
@@ -113,7 +118,7 @@ def run(
                                      seed=seed, **common)
         results.append(boot.replace(extra={**boot.extra, "label": f"model time vs {name}, {label}"}))
     reliability, corrected = reliability_and_correction(
-        measured, model_matrix, method=method, n_splits=n_splits, n_resamples=min(n_resamples, 2000),
+        measured, model_matrix, method=method, n_splits=n_splits, n_resamples=reliability_resamples,
         seed=seed, ci_level=ci_level)
     results.append(reliability.replace(extra={**reliability.extra,
                                               "label": f"{name} split-half reliability (noise ceiling)"}))
@@ -199,7 +204,8 @@ def run(
         "percentile interval shifted by twice the bootstrap bias (the reported estimate is its centre, r minus the "
         "bias: the correlation for infinitely many seeds with this human mean). Noise ceiling: "
         + reliability_sentence(measured, reliability, n_splits)
-        + "; the ceiling is its square root. Noise-corrected correlation: " + corrected.method + "."
+        + f" ({reliability_resamples:,} stimulus resamples, seed {seed}); the ceiling is its square root. "
+        "Noise-corrected correlation: " + corrected.method + "."
         + design_note
         + (f" Mixed model: {mixed_table.attrs.get('formula', '')} fitted by REML "
            f"({mixed_table.attrs.get('engine', '')}), model time standardised over stimuli."
@@ -220,5 +226,5 @@ COMPARISON = Comparison(
     options={"readout": READOUT, "measure": Choice(*MEASURES), "occlusion": OCCLUSION,
              "method": Choice("spearman", "pearson"),
              "correct_only": Boolean(), "control_accuracy": Boolean(), "mixed_model": Boolean(),
-             "n_splits": Integer(low=1), **COMMON_OPTIONS},
+             "n_splits": Integer(low=1), "reliability_resamples": RELIABILITY_RESAMPLES, **COMMON_OPTIONS},
 )

@@ -218,7 +218,7 @@ def _last_epoch(model) -> int:
 
 
 # Options of a time-vs-rt comparison that the comparison of its models with each other shares.
-_SHARED_OPTIONS = ("occlusion", "method", "n_resamples", "n_splits", "seed", "ci_level")
+_SHARED_OPTIONS = ("occlusion", "method", "n_resamples", "reliability_resamples", "n_splits", "seed", "ci_level")
 
 
 def _add_model_comparisons(add, pipeline, checked, tasks) -> None:

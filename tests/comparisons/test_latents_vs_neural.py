@@ -188,7 +188,8 @@ def test_options_every_comparison_shares_have_one_default():
     from brainres.compare import comparison_ids, get_comparison
 
     expected = {"n_resamples": 10_000, "seed": 0, "ci_level": 0.95, "intersect": False, "occlusion": 0.0,
-                "readout": "expected_halting_step", "n_splits": 1000, "method": "spearman"}
+                "readout": "expected_halting_step", "n_splits": 1000, "method": "spearman",
+                "reliability_resamples": 2000}
     seen = {}
     for comparison_id in comparison_ids():
         for name, parameter in get_comparison(comparison_id).parameters().items():

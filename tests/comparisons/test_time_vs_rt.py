@@ -112,3 +112,17 @@ def test_a_constant_readout_is_an_error_that_says_so():
     model["expected_halting_step"][:] = 4.0
     with pytest.raises(ComparisonError, match="does not vary across the 80 stimuli"):
         compare("time-vs-rt", model, trials, n_resamples=200, n_splits=20, mixed_model=False, seed=0)
+
+
+def test_reliability_resamples_is_a_declared_setting_the_rows_and_methods_report():
+    # the noise ceiling and the noise-corrected correlation run reliability_resamples, not a hidden cap of
+    # n_resamples; the rows and the methods text say how many each used
+    model, trials = planted_time_and_rt(correlation=0.5, seed=4, n_stimuli=60, n_subjects=6)
+    result = compare("time-vs-rt", model, trials, n_resamples=3000, reliability_resamples=500, n_splits=50,
+                     seed=0, mixed_model=False)
+    assert by_label(result, "two-factor").n_resamples == 3000
+    assert by_label(result, "reliability").n_resamples == 500
+    assert by_label(result, "noise-corrected").n_resamples == 500
+    assert "3,000 resamples (seed 0)" in result.methods and "500 stimulus resamples" in result.methods
+    with pytest.raises(ValueError, match="reliability_resamples"):
+        compare("time-vs-rt", model, trials, reliability_resamples=1)

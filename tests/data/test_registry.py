@@ -2,7 +2,6 @@ import hashlib
 import http.server
 import sys
 import threading
-from functools import partial
 
 import numpy as np
 import pytest

@@ -14,7 +14,6 @@ from brainres.models.contract import (
     seeded,
     task_loss,
 )
-from brainres.models.readouts import ReadoutError
 
 BATCH, STEPS, CLASSES = 4, 3, 5
 

@@ -1,12 +1,14 @@
 """Coverage of every interval the comparisons report, on simulated studies with a known truth.
 
-Slow (kept out of the default run): ``pytest -m slow -s tests/stats/test_calibration.py``. The designs, the
+Slow (kept out of the default run): ``pytest -m slow -s tests/stats/test_calibration.py``; a smoke run with fewer
+studies per cell: ``BRAINRES_CALIBRATION_STUDIES=5`` (the coverage assertions then mean nothing). The designs, the
 simulation and the estimands are those of ``docs/experiments/calibrate_time_vs_rt.py`` (which prints the table
 in docs/statistics.md); each interval is scored against the estimand it states.
 """
 
 import importlib.util
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from brainres.stats.correlate import bootstrap_correlation
 
 pytestmark = pytest.mark.slow
 
-N_STUDIES = 500
+N_STUDIES = int(os.environ.get("BRAINRES_CALIBRATION_STUDIES", 500))
 
 
 def _population_value(method, rho):
@@ -91,6 +93,13 @@ def test_time_vs_rt_intervals_cover_their_estimands(cell, monkeypatch):
     if design["n_seeds"] == 3 and design["rho"] > 0:
         three = next(r for r in rows if r["interval"].startswith("seed x stimulus x subject"))
         assert three["coverage_high"] < 0.93  # the documented undercoverage of the first-order shift
+
+
+@pytest.mark.parametrize("cell", range(len(CALIBRATION.CORNER_CELLS)))
+def test_time_vs_rt_intervals_cover_their_estimands_at_the_corners_of_the_design_range(cell):
+    # 3 x 100 x 5 and 10 x 2,000 x 50: the ends of the range the noise-corrected interval is claimed for
+    rows = CALIBRATION.calibrate_correlation(studies=N_STUDIES, n_resamples=999, **CALIBRATION.CORNER_CELLS[cell])
+    _check(rows)
 
 
 @pytest.mark.parametrize("cell", range(len(CALIBRATION.DIFFERENCE_CELLS)))
