@@ -162,8 +162,8 @@ def run(model: xr.Dataset, data: xr.Dataset, *, layer="all", target: str = "subj
             extra={**results[index].extra, "label": f"step {step}: model latents vs {target} ({method})",
                    "estimand": (f"the mean over {'the population of subjects (RDMs)' if 'rdm' in resample else 'this RDM'}"
                                 f" of the {method} comparison of this model step's RDM with a subject's RDM, over "
-                                "the population of stimuli (not corrected for measurement noise; the noise "
-                                "ceiling bounds it)")})
+                                "stimulus sets of this size drawn from the population of stimuli (not corrected for "
+                                "measurement noise; the noise ceiling bounds it)")})
     ceiling = {}
     if neural.shape[0] > 1:
         for bound in rdm_noise_ceiling(neural, method=method):

@@ -127,7 +127,11 @@ def run(
     if control_accuracy:
         accuracy = by_subject(trials, "correct").sel(stimulus_id=shared).values
         partial = partial_correlation(model_mean, human_mean, stimulus_means(accuracy), **common)
-        results.append(partial.replace(extra={**partial.extra, "label": "partial correlation controlling for human accuracy"}))
+        results.append(partial.replace(extra={
+            **partial.extra, "label": "partial correlation controlling for human accuracy",
+            "estimand": f"the {method} partial correlation of the {model_matrix.shape[0]}-seed mean with these subjects' "
+                        f"mean {name} given their mean accuracy, over the population of stimuli (attenuated by the "
+                        "noise in the means; it controls for the measured accuracy, not for difficulty itself)"}))
     mixed_table = None
     if mixed_model and measure == "rt":
         standardised = (model_mean - model_mean.mean()) / model_mean.std()
@@ -140,7 +144,11 @@ def run(
         mixed_table = rt_mixed_model(subset, model_time_z, ci_level=ci_level)
         for row in mixed_model_results(mixed_table):
             if "model_time_z" in row.statistic:
-                results.append(row.replace(extra={**row.extra, "label": "mixed model: log RT per SD of model time"}))
+                results.append(row.replace(extra={
+                    **row.extra, "label": "mixed model: log RT per SD of model time",
+                    "estimand": "the slope of log RT on the standardised seed-mean model time shared by all subjects "
+                                "(random intercepts for subjects and stimuli; a slope that differs between subjects "
+                                "is not in the model)"}))
 
     ceiling = float(np.sqrt(reliability.estimate)) if reliability.estimate > 0 else float("nan")
     if reliability_warning(reliability):

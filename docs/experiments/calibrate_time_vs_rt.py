@@ -226,6 +226,9 @@ def main():
     parser.add_argument("--resamples", type=int, default=999)
     parser.add_argument("--progress", type=int, default=100, help="print interim rows every N studies")
     parser.add_argument("--only", default=None, help="'noise-corrected': only that row (cheap)")
+    parser.add_argument("--reliability-every", type=int, default=None,
+                        help=f"score the split-half reliability in every N-th study (default {RELIABILITY_EVERY}; "
+                             "the slow test uses 1)")
     parser.add_argument("--cells", default="all",
                         help="'all', 'correlation', 'difference', 'corners', or comma-separated indices of "
                              "correlation cells")
@@ -237,7 +240,8 @@ def main():
         for index in chosen:
             started = time.perf_counter()
             for row in calibrate_correlation(studies=args.studies, n_resamples=args.resamples,
-                                             progress=args.progress, only=args.only, **CORRELATION_CELLS[index]):
+                                             progress=args.progress, only=args.only,
+                                             reliability_every=args.reliability_every, **CORRELATION_CELLS[index]):
                 print(format_row(row), flush=True)
             print(f"<!-- correlation cell {index} took {time.perf_counter() - started:.0f} s -->", flush=True)
     if args.cells in ("all", "corners"):

@@ -112,7 +112,7 @@ def test_model_comparison_difference_interval_covers_both_estimands(cell):
 # calibrate_comparisons.py): every row they report is claimed at 93-97 %, except the rows listed here, which are
 # claimed only not to under-cover (the table in docs/statistics.md says the same, and why).
 CONSERVATIVE = {
-    # every one of its first 100 studies covered at 3 x 160 x 10, rho 0.5: wider than its sampling spread
+    # 0.962-0.970 of 500 studies at 3 x 160 x 10 (wide side of the band); not scored at 500 in every cell
     "split-half noise-corrected (BCa)",
 }
 
@@ -136,12 +136,12 @@ EPOCHS = _script("calibrate_paired_epochs")
 @pytest.mark.parametrize("method", ["spearman", "pearson"])
 @pytest.mark.parametrize("null", [False, True])
 def test_change_across_training_covers_the_noise_free_change(method, null, monkeypatch):
-    # competence-alignment's change rows: latent_correlation_difference at 3 seeds x 160 stimuli x 10 subjects,
-    # 300 studies (docs/experiments/calibrate_paired_epochs.py; docs/statistics.md)
+    # competence-alignment's change rows: latent_correlation_difference at 3 seeds x 160 stimuli x 10 subjects
+    # (docs/experiments/calibrate_paired_epochs.py; docs/statistics.md)
     if null:
         monkeypatch.setitem(EPOCHS.EPOCHS, "early", EPOCHS.EPOCHS["late"])
-    rows, _ = EPOCHS.coverage(300, 999, (3, 160, 10), method)
+    rows, _ = EPOCHS.coverage(N_STUDIES, 999, (3, 160, 10), method)
     coverage, low, high, truth = rows["noise-free"]
     print(f"\n[calibration] change across training, {method}, true change {truth:.3f}: {coverage:.3f} "
-          f"[{low:.3f}, {high:.3f}]")
+          f"[{low:.3f}, {high:.3f}] of {N_STUDIES} studies")
     assert low <= 0.97 and high >= 0.93
