@@ -3,8 +3,8 @@
 The comparison reports, per model step, the mean over subjects of the comparison (Spearman by default) of the
 model's seed-averaged RDM with each subject's neural RDM, with a 95 % percentile interval from a crossed bootstrap
 of stimuli x subjects (RDMs), dual-corrected (``bootstrap_rdm_comparison``); its row's estimand: "the mean over
-the population of subjects (RDMs) of the comparison of this model step's RDM with a subject's RDM, over the
-population of stimuli (not corrected for measurement noise)". Each simulated study here is run through the
+the population of subjects (RDMs) of the comparison of this model step's RDM with a subject's RDM, over
+stimulus sets of this size drawn from the population of stimuli (not corrected for measurement noise)". Each simulated study here is run through the
 comparison's own ``run`` (``latents-vs-neural`` on an in-memory export and neural RDM dataset, 999 resamples,
 ``seed`` = the study's index) and the interval of each step is scored against that estimand.
 
