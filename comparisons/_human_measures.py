@@ -8,10 +8,12 @@ measure            data (kind)                 reliability (noise ceiling) from
 =================  ==========================  =================================================
 ``rt``             human trials (``rt``)       random halves of the subjects (mean RT per half)
 ``accuracy``       human trials (``correct``)  random halves of the subjects (accuracy per half)
-``accuracy``       human label counts          random halves of each stimulus's annotators
-                   (``human_labels``)          (share choosing its category per half)
-``label_entropy``  human label counts          random halves of each stimulus's annotators,
-                   (``human_labels``)          drawn from its counts (multivariate hypergeometric)
+``accuracy``       human label counts          disjoint random subsets of each stimulus's
+                   (``human_labels``)          annotators (share choosing its category per
+                                               subset), extrapolated to all annotators
+``label_entropy``  human label counts          disjoint random subsets of each stimulus's
+                   (``human_labels``)          annotators, drawn from its counts (multivariate
+                                               hypergeometric), extrapolated to all annotators
 =================  ==========================  =================================================
 
 Subject measures are ``(subject, stimulus)`` matrices and go through the
@@ -19,8 +21,8 @@ statistics engine's subject machinery (three-factor bootstrap, split-half
 reliability over subjects, noise-corrected correlation). Label counts have no
 subjects that saw every stimulus (CIFAR-10H: about 50 different annotators per
 image), so their measures have no subject factor to resample: the bootstrap is
-over seeds and stimuli, and the ceiling comes from splitting each image's
-annotators in two.
+over seeds and stimuli, and the ceiling comes from disjoint subsets of each
+image's annotators, extrapolated to all of them.
 
 Entropy is of the label distribution (counts / total), in units of
 ``log(n_labels)`` (0: everyone chose the same label; 1: labels spread evenly).
@@ -143,12 +145,9 @@ def human_measure(data: xr.Dataset, measure: str, *, correct_only: bool = False,
                 not np.allclose(counts, np.rint(counts)):
             raise ComparisonError(f"{where}: 'counts' must be non-negative integers (stimulus_id x label)")
         counts = np.rint(counts).astype(np.int64)
-        few = counts.sum(axis=1) < 2
-        if few.any():
-            ids = np.asarray(data["stimulus_id"].values).astype(str)[few]
-            raise ComparisonError(f"{where}: {few.sum()} stimuli have fewer than 2 labels, so their annotators "
-                                  f"cannot be split in halves: {', '.join(map(repr, ids[:8]))}; leave them out")
-        return HumanMeasure(measure, np.asarray(data["stimulus_id"].values).astype(str), counts=counts)
+        ids = np.asarray(data["stimulus_id"].values).astype(str)
+        _check_annotators(counts, ids, where)
+        return HumanMeasure(measure, ids, counts=counts)
     if measure == "accuracy" and "counts" in data and "correct" not in data:
         return _label_accuracy(data, categories, where)
     needed = "rt" if measure == "rt" else "correct"
@@ -181,13 +180,23 @@ def _label_accuracy(data: xr.Dataset, categories, where: str) -> HumanMeasure:
     chosen = categories.assign_coords(stimulus_id=np.asarray(categories["stimulus_id"].values).astype(str)).sel(
         stimulus_id=ids).values
     two = category_counts(np.rint(counts).astype(np.int64), data["label_name"].values, chosen)
+    _check_annotators(two, ids, where)
     return HumanMeasure("accuracy", ids, counts=two)
+
+
+def _check_annotators(counts, ids, where: str) -> None:
+    """Every stimulus needs 4 labels: the reliability draws two disjoint subsets of a quarter of its annotators."""
+    few = counts.sum(axis=1) < 4
+    if few.any():
+        raise ComparisonError(f"{where}: {few.sum()} stimuli have fewer than 4 labels, so their annotators cannot "
+                              f"be split into two disjoint quarters: {', '.join(map(repr, ids[few][:8]))}; leave "
+                              "them out")
 
 
 # ------------------------------------------------------------ per measure
 def human_reliability(human: HumanMeasure, *, method: str, n_splits: int, n_resamples: int, seed: int,
                       ci_level: float) -> StatResult:
-    """The split-half reliability that fits the measure: halves of the subjects, or of each stimulus's annotators."""
+    """The reliability that fits the measure: halves of the subjects, or disjoint subsets of each stimulus's annotators."""
     from brainres.stats import split_half_reliability
 
     if human.has_subjects:
@@ -202,9 +211,9 @@ def reliability_and_correction(human: HumanMeasure, model_matrix: np.ndarray, *,
     """The noise ceiling's reliability and the noise-corrected correlation that fit the measure.
 
     Subject measures: split halves of the subjects (``split_half_reliability``)
-    and the engine's ``disattenuated_correlation``; label measures: split
-    halves of each stimulus's annotators (:func:`label_split_half_reliability`,
-    :func:`label_disattenuated_correlation`).
+    and the engine's ``disattenuated_correlation``; label measures: disjoint
+    subsets of each stimulus's annotators, extrapolated to all of them
+    (:func:`label_split_half_reliability`, :func:`label_disattenuated_correlation`).
     """
     from brainres.stats import disattenuated_correlation
 
@@ -223,6 +232,7 @@ def reliability_sentence(human: HumanMeasure, reliability: StatResult, n_splits:
         return (f"split-half reliability of per-stimulus {human.name} over {reliability.extra.get('n_splits', n_splits)} "
                 f"{'(all distinct)' if reliability.extra.get('exhaustive_splits') else 'random'} subject splits, "
                 "stepped up to all subjects")
-    return (f"split-half reliability of per-stimulus {human.name} over {n_splits} random splits of each stimulus's "
-            f"annotators (a median of {human.n_units}; halves drawn from the label counts without replacement, "
-            "multivariate hypergeometric), stepped up to all annotators (Spearman-Brown)")
+    return (f"reliability of per-stimulus {human.name} from {n_splits} random splits of each stimulus's annotators "
+            f"(a median of {human.n_units}) into two disjoint subsets at each of a quarter, a third and half of them "
+            "(drawn from the label counts without replacement, multivariate hypergeometric), the subsets' "
+            "correlations extrapolated to all annotators (Spearman-Brown with a power fitted to the three sizes)")

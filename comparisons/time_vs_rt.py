@@ -70,7 +70,7 @@ def run(
         The per-stimulus human measure (``comparisons/_human_measures.py``):
         mean reaction time or accuracy over subjects (human trials), or the
         entropy of the label distribution (human label counts, e.g. cifar10h;
-        its ceiling comes from split halves of each stimulus's annotators).
+        its ceiling comes from disjoint subsets of each stimulus's annotators).
     occlusion : float
         The export's occlusion level to use (humans saw unoccluded images).
     method : {"spearman", "pearson"}

@@ -51,6 +51,11 @@ right width is about 3.92 such SDs wide).
     nice -n 19 python docs/experiments/calibrate_latents_vs_neural.py --studies 500 --cells 0 --progress 50
     nice -n 19 python docs/experiments/calibrate_latents_vs_neural.py --studies 500 --cells 1 --progress 50
     nice -n 19 python docs/experiments/calibrate_latents_vs_neural.py --studies 200 --cells 2,3 --progress 50
+
+``--stimulus-bootstrap-spread`` runs only a stripped-down check of why the interval is too wide at no relation
+(``stimulus_bootstrap_spread``: random patterns, a stimulus bootstrap alone, no subjects or seeds):
+
+    python docs/experiments/calibrate_latents_vs_neural.py --stimulus-bootstrap-spread --studies 200
 """
 
 from __future__ import annotations
@@ -297,13 +302,47 @@ HEADER = ("| seeds x stimuli x subjects | method | step (true relation) | interv
           "|---|---|---|---|---|---|---|---|---|---|")
 
 
+def stimulus_bootstrap_spread(*, studies=100, n_resamples=200, n_stimuli=92, n_features=20, seed=0):
+    """Why the interval is wide at no relation, stripped down: two sets of random patterns per stimulus, their
+    correlation-distance RDMs correlated (Pearson, upper triangles), the stimuli resampled with replacement
+    (pairs of a stimulus with its own copy left out). Returns, per relation of the patterns, the SD of the
+    estimates over studies and the mean bootstrap SD."""
+    rng = np.random.default_rng(seed)
+
+    def rdm_correlation(x, y, index):
+        first, second = np.triu_indices(index.size, 1)
+        keep = index[first] != index[second]
+        return np.corrcoef(pdist(x[index], "correlation")[keep], pdist(y[index], "correlation")[keep])[0, 1]
+
+    spread = {}
+    for relation in (0.0, 0.5):
+        estimates, bootstrap_sds = [], []
+        for _ in range(studies):
+            shared = rng.standard_normal((n_stimuli, n_features))
+            x = shared + rng.standard_normal((n_stimuli, n_features))
+            y = (relation * shared + math.sqrt(1 - relation**2) * rng.standard_normal((n_stimuli, n_features))
+                 + rng.standard_normal((n_stimuli, n_features)))
+            estimates.append(rdm_correlation(x, y, np.arange(n_stimuli)))
+            bootstrap_sds.append(np.std([rdm_correlation(x, y, rng.integers(0, n_stimuli, n_stimuli))
+                                         for _ in range(n_resamples)]))
+        spread[relation] = (float(np.std(estimates)), float(np.mean(bootstrap_sds)))
+    return spread
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=500)
     parser.add_argument("--resamples", type=int, default=999)
     parser.add_argument("--progress", type=int, default=50, help="print interim rows every N studies")
     parser.add_argument("--cells", default="0,1", help="comma-separated indices into CELLS, or 'all'")
+    parser.add_argument("--stimulus-bootstrap-spread", action="store_true",
+                        help="only the stripped-down check of the stimulus bootstrap's spread (stimulus_bootstrap_spread)")
     args = parser.parse_args()
+    if args.stimulus_bootstrap_spread:
+        print("| relation | SD of estimates | mean bootstrap SD | ratio |\n|---|---|---|---|")
+        for relation, (sampling, bootstrap) in stimulus_bootstrap_spread(studies=args.studies).items():
+            print(f"| {relation} | {sampling:.4f} | {bootstrap:.4f} | {bootstrap / sampling:.2f} |", flush=True)
+        return
     import torch
 
     torch.set_num_threads(1)

@@ -2,10 +2,10 @@
 
 Slow (kept out of the default run): ``pytest -m slow -s tests/stats/test_calibration_labels.py``; a smoke run with
 fewer studies per cell: ``BRAINRES_CALIBRATION_STUDIES=5`` (the coverage assertions then mean nothing). The
-simulations and the estimands are those of ``docs/experiments/calibrate_labels_and_trials.py`` (which prints the
-table in docs/statistics.md); each interval is scored against the estimand its function states. Cost (measured under
-load): up to 1 s of CPU per study of a label cell, 0.04 s per mixed-model fit; at 500 studies the 16 label cells
-take 1-2 hours of one core, the rest a few minutes.
+simulations and the estimands are those of ``docs/experiments/calibrate_label_counts.py`` and
+``docs/experiments/calibrate_trials.py`` (which print the tables in docs/statistics.md); each interval is scored against
+the estimand its function states. Cost: about 2-4 s of CPU per study of a label cell (400 stimuli the more), 0.04 s
+per mixed-model fit; at 500 studies the 16 label cells take several hours of one core, the rest a few minutes.
 """
 
 import importlib.util
@@ -22,7 +22,7 @@ N_STUDIES = int(os.environ.get("BRAINRES_CALIBRATION_STUDIES", "500"))
 LABEL_SPLITS = 100
 
 
-def _script(name="calibrate_labels_and_trials"):
+def _script(name):
     path = Path(__file__).resolve().parents[2] / "docs" / "experiments" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -30,39 +30,39 @@ def _script(name="calibrate_labels_and_trials"):
     return module
 
 
-CALIBRATION = _script()
+LABELS, TRIALS = _script("calibrate_label_counts"), _script("calibrate_trials")
 
 
 def _check(rows, claimed):
     """Every claimed row: the Clopper-Pearson interval of its coverage reaches into [0.93, 0.97]."""
     assert rows
     for row in rows:
-        print("\n[calibration] " + CALIBRATION.format_row(row))
+        print("\n[calibration] " + TRIALS.format_row(row))
         assert row["studies"] == N_STUDIES
         if row["estimand"] in claimed:
             # a coverage of 0.95 passes with near certainty, one of 0.90 or 0.99 fails with near certainty (500 studies)
             assert row["coverage_high"] >= 0.93 and row["coverage_low"] <= 0.97, row
 
 
-@pytest.mark.parametrize("cell", range(len(CALIBRATION.LABEL_CELLS)))
+@pytest.mark.parametrize("cell", range(len(LABELS.LABEL_CELLS)))
 def test_label_count_reliability_and_noise_corrected_intervals_cover_their_estimands(cell):
-    design = CALIBRATION.LABEL_CELLS[cell]
-    rows = CALIBRATION.calibrate_labels(studies=N_STUDIES, n_resamples=999, n_splits=LABEL_SPLITS, **design)
+    design = LABELS.LABEL_CELLS[cell]
+    rows = LABELS.calibrate_labels(studies=N_STUDIES, n_resamples=999, n_splits=LABEL_SPLITS, **design)
     # the noise-corrected correlation in every cell; the annotators' reliability where the cell scores it
     assert {row["estimand"] for row in rows} == ({"latent", "reliability"} if design["reliability"] else {"latent"})
     _check(rows, claimed={"latent", "reliability"})
 
 
-@pytest.mark.parametrize("cell", range(len(CALIBRATION.MIXED_CELLS)))
+@pytest.mark.parametrize("cell", range(len(TRIALS.MIXED_CELLS)))
 def test_mixed_model_slope_interval_covers_the_true_slope(cell):
-    rows = CALIBRATION.calibrate_mixed(studies=N_STUDIES, **CALIBRATION.MIXED_CELLS[cell])
+    rows = TRIALS.calibrate_mixed(studies=N_STUDIES, **TRIALS.MIXED_CELLS[cell])
     _check(rows, claimed={"slope"})
 
 
-@pytest.mark.parametrize("cell", range(len(CALIBRATION.PARTIAL_CELLS)))
+@pytest.mark.parametrize("cell", range(len(TRIALS.PARTIAL_CELLS)))
 def test_partial_correlation_interval_covers_the_partial_correlation_of_the_means(cell):
     # scored against the partial correlation of these per-stimulus means over the stimulus population; the latent
     # partial correlation is printed, not claimed (the means' noise attenuates it)
-    rows = CALIBRATION.calibrate_partial(studies=N_STUDIES, **CALIBRATION.PARTIAL_CELLS[cell])
+    rows = TRIALS.calibrate_partial(studies=N_STUDIES, **TRIALS.PARTIAL_CELLS[cell])
     assert {row["estimand"] for row in rows} == {"design", "latent (not claimed)"}
     _check(rows, claimed={"design"})
