@@ -226,6 +226,12 @@ def reliability_and_correction(human: HumanMeasure, model_matrix: np.ndarray, *,
     return reliability, corrected
 
 
+def reliability_label(human: HumanMeasure) -> str:
+    """The noise ceiling's row label: says how the reliability was made (subject halves, or annotator subsets)."""
+    how = "split-half" if human.has_subjects else "annotator-subset"
+    return f"{human.name} {how} reliability (noise ceiling)"
+
+
 def reliability_sentence(human: HumanMeasure, reliability: StatResult, n_splits: int) -> str:
     """How the noise ceiling of this measure was made, for the methods text."""
     if human.has_subjects:

@@ -29,7 +29,7 @@ from brainres.comparisons._common import (
     COMMON_OPTIONS, OCCLUSION, READOUT, RELIABILITY_RESAMPLES, ComparisonError, fmt, model_diagnostics, model_measure, readout_required,
     reliability_warning, require_variation,
 )
-from brainres.comparisons._human_measures import MEASURES, human_reliability, reliability_sentence
+from brainres.comparisons._human_measures import MEASURES, human_reliability, reliability_label, reliability_sentence
 from brainres.comparisons._per_stimulus import match_human
 from brainres.settings import Boolean, Choice, Integer
 from brainres.stats import adjust_results, seed_summary
@@ -172,7 +172,7 @@ def run(
     results += changes
 
     results.append(reliability.replace(extra={**reliability.extra,
-                                              "label": f"{name} split-half reliability (noise ceiling)"}))
+                                              "label": reliability_label(human.measured)}))
     if human_warning:
         notes.append(f"Warning: {human_warning}.")
     # noise-free correlations reach 1 at most; with a label measure the humans' side keeps its noise

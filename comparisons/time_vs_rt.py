@@ -29,7 +29,9 @@ from brainres.comparisons._common import (
     readout_required, require_variation,
 )
 from brainres.comparisons._common import model_diagnostics, reliability_warning
-from brainres.comparisons._human_measures import MEASURES, UNITS, reliability_and_correction, reliability_sentence
+from brainres.comparisons._human_measures import (
+    MEASURES, UNITS, reliability_and_correction, reliability_label, reliability_sentence,
+)
 from brainres.comparisons._per_stimulus import match_human
 from brainres.settings import Boolean, Choice, Integer
 from brainres.stats.sparse import human_cells, sparsity, stimulus_means
@@ -121,7 +123,7 @@ def run(
         measured, model_matrix, method=method, n_splits=n_splits, n_resamples=reliability_resamples,
         seed=seed, ci_level=ci_level)
     results.append(reliability.replace(extra={**reliability.extra,
-                                              "label": f"{name} split-half reliability (noise ceiling)"}))
+                                              "label": reliability_label(measured)}))
     # the row label stays the same for every measure (the section's heading names the measure)
     results.append(corrected.replace(extra={**corrected.extra, "label": "noise-corrected correlation"}))
     if control_accuracy:
