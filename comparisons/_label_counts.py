@@ -386,7 +386,7 @@ def label_disattenuated_correlation(model, counts, *, method: str = "spearman", 
     sample of labels is biased low, by more where labels are spread, so for
     the entropy it is not the entropy of the true label distribution (in
     CIFAR-10H-like data their Pearson correlations with a model differ by
-    0.009, docs/statistics.md). Pearson converges to this estimand. Spearman
+    0.008, docs/statistics.md). Pearson converges to this estimand. Spearman
     falls short of it by 0.007-0.017 at a true 0.48 even with exact
     reliabilities: the stimuli tied at zero entropy are not ranked as their
     true scores plus independent noise, which the correction assumes. That

@@ -201,6 +201,11 @@ def test_time_vs_label_entropy_names_the_measure_and_uses_annotator_splits():
     assert not any("mixed model" in label for label in labels)  # a trial-level log-RT model needs RTs
     assert "human label entropy" in result.methods and "annotators" in result.methods
     assert result.inputs["measure"] == "label_entropy"
+    assert not any("Pearson intervals" in note for note in result.notes)
+    # Pearson on label counts is calibrated short of 95 %: the report says so
+    pearson = compare("time-vs-rt", model, _counts_dataset(counts, ids), measure="label_entropy", method="pearson",
+                      n_resamples=100, n_splits=10, reliability_resamples=100, seed=1)
+    assert any("Pearson intervals fell short" in note for note in pearson.notes)
 
 
 def test_time_vs_accuracy_uses_per_subject_accuracy():

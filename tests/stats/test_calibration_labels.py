@@ -4,8 +4,9 @@ Slow (kept out of the default run): ``pytest -m slow -s tests/stats/test_calibra
 fewer studies per cell: ``BRAINRES_CALIBRATION_STUDIES=5`` (the coverage assertions then mean nothing). The
 simulations and the estimands are those of ``docs/experiments/calibrate_label_counts.py`` and
 ``docs/experiments/calibrate_trials.py`` (which print the tables in docs/statistics.md); each interval is scored against
-the estimand its function states. Cost: about 2-4 s of CPU per study of a label cell (400 stimuli the more), 0.04 s
-per mixed-model fit; at 500 studies the 16 label cells take several hours of one core, the rest a few minutes.
+the estimand its function states. Cost (measured beside other runs): about 2 s per study of a Spearman label cell and
+1 s of a Pearson one, 0.04 s per mixed-model fit; at 500 studies the 16 label cells take 3-4 hours of one core, the
+rest a few minutes.
 """
 
 import importlib.util
@@ -50,7 +51,10 @@ def test_label_count_reliability_and_noise_corrected_intervals_cover_their_estim
     rows = LABELS.calibrate_labels(studies=N_STUDIES, n_resamples=999, n_splits=LABEL_SPLITS, **design)
     # the noise-corrected correlation in every cell; the annotators' reliability where the cell scores it
     assert {row["estimand"] for row in rows} == ({"latent", "reliability"} if design["reliability"] else {"latent"})
-    _check(rows, claimed={"latent", "reliability"})
+    # Pearson on the share correct is printed, not claimed: its reliability covered 0.902 [0.873, 0.927] at 3 x 160
+    # (500 studies, docs/statistics.md), and time-vs-rt's notes say that Pearson on label counts falls short
+    unclaimed = design["measure"] == "accuracy" and design["method"] == "pearson"
+    _check(rows, claimed=set() if unclaimed else {"latent", "reliability"})
 
 
 @pytest.mark.parametrize("cell", range(len(TRIALS.MIXED_CELLS)))
