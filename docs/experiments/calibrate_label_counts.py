@@ -55,16 +55,18 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as sps
 
-from brainres.comparisons._label_counts import (
+from brainres.comparisons._annotator_subsets import (
     SUBSET_SHARES,
     effective_share,
     extrapolated_reliability,
+    split_label_counts,
+    subset_sizes,
+)
+from brainres.comparisons._label_counts import (
     label_disattenuated_correlation,
     label_entropy,
     label_split_half_reliability,
     share_of_first_label,
-    split_label_counts,
-    subset_sizes,
 )
 from brainres.stats.reliability import spearman_brown
 

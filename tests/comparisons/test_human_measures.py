@@ -9,9 +9,10 @@ from brainres.compare import compare
 from brainres.comparisons._common import ComparisonError
 from brainres.errors import StimulusMismatchError
 from brainres.comparisons._human_measures import human_measure
+from brainres.comparisons._annotator_subsets import effective_share, extrapolated_reliability, split_label_counts
 from brainres.comparisons._label_counts import (
-    category_counts, effective_share, extrapolated_reliability, label_disattenuated_correlation, label_entropy,
-    label_split_half_reliability, share_of_first_label, split_label_counts,
+    category_counts, label_disattenuated_correlation, label_entropy, label_split_half_reliability,
+    share_of_first_label,
 )
 from brainres.settings import SettingsError
 from brainres.testing import PROVENANCE, planted_time_and_rt
