@@ -17,6 +17,8 @@ from brainres.stats.resample import as_generator
 # The sizes of the two disjoint subsets of a stimulus's annotators, as shares of them: the reliability of all
 # annotators is extrapolated from the subsets' correlations at these sizes (extrapolated_reliability).
 SUBSET_SHARES = (0.25, 1 / 3, 0.5)
+# two disjoint quarters need at least 4 annotators per stimulus
+MIN_ANNOTATORS = 4
 
 
 def _draw_annotators(rng, counts, wanted):

@@ -38,6 +38,7 @@ import xarray as xr
 
 from brainres.stats.result import StatResult
 from brainres.comparisons._common import ComparisonError, per_subject
+from brainres.comparisons._annotator_subsets import MIN_ANNOTATORS
 from brainres.comparisons._label_counts import (
     SUMMARIES, category_counts, label_disattenuated_correlation, label_split_half_reliability,
 )
@@ -186,11 +187,11 @@ def _label_accuracy(data: xr.Dataset, categories, where: str) -> HumanMeasure:
 
 def _check_annotators(counts, ids, where: str) -> None:
     """Every stimulus needs 4 labels: the reliability draws two disjoint subsets of a quarter of its annotators."""
-    few = counts.sum(axis=1) < 4
+    few = counts.sum(axis=1) < MIN_ANNOTATORS
     if few.any():
-        raise ComparisonError(f"{where}: {few.sum()} stimuli have fewer than 4 labels, so their annotators cannot "
-                              f"be split into two disjoint quarters: {', '.join(map(repr, ids[few][:8]))}; leave "
-                              "them out")
+        raise ComparisonError(f"{where}: {few.sum()} stimuli have fewer than {MIN_ANNOTATORS} labels, so their "
+                              "annotators cannot be split into two disjoint quarters: "
+                              f"{', '.join(map(repr, ids[few][:8]))}; leave them out")
 
 
 # ------------------------------------------------------------ per measure
@@ -230,6 +231,15 @@ def reliability_label(human: HumanMeasure) -> str:
     """The noise ceiling's row label: says how the reliability was made (subject halves, or annotator subsets)."""
     how = "split-half" if human.has_subjects else "annotator-subset"
     return f"{human.name} {how} reliability (noise ceiling)"
+
+
+def pearson_on_labels_note(human: HumanMeasure, method: str) -> list[str]:
+    """A report note where Pearson intervals on label counts were calibrated short of 95 % (docs/statistics.md)."""
+    if method != "pearson" or human.has_subjects:
+        return []
+    return ["Note: on label counts the Pearson intervals fell short of 95 % in calibration (the share correct's "
+            "noise ceiling covered 0.90-0.93 of 500 simulated studies; docs/statistics.md); Spearman, the default, "
+            "covered 0.94-0.97."]
 
 
 def reliability_sentence(human: HumanMeasure, reliability: StatResult, n_splits: int) -> str:

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from brainres.comparisons._annotator_subsets import (
-    SUBSET_SHARES, effective_share, extrapolated_reliability, split_label_counts,
+    MIN_ANNOTATORS, SUBSET_SHARES, effective_share, extrapolated_reliability, split_label_counts,
 )
 from brainres.comparisons._common import ComparisonError
 from brainres.stats.kernels import rank_plan, spearman_fixed, weighted_pearson
@@ -188,7 +188,7 @@ def label_split_half_reliability(counts, *, method: str = "spearman", n_splits: 
     ----------
     counts : array_like, shape (n_stimuli, n_labels)
         Non-negative integer label counts (for ``measure = "accuracy"``: from
-        :func:`category_counts`). Each stimulus needs at least 4 annotators.
+        :func:`category_counts`). Each stimulus needs at least ``MIN_ANNOTATORS`` (4).
     method : {"spearman", "pearson"}
     n_splits : int, default 1000
         Random splits at each subset size for the point estimate.
@@ -244,9 +244,10 @@ def _check_counts(counts):
     counts = np.asarray(counts)
     if counts.ndim != 2 or counts.shape[0] < 3:
         raise ComparisonError(f"label counts must be (n_stimuli >= 3, n_labels), got shape {counts.shape}")
-    too_few = np.flatnonzero(counts.sum(axis=1) < 4)
+    too_few = np.flatnonzero(counts.sum(axis=1) < MIN_ANNOTATORS)
     if too_few.size:
-        raise ComparisonError(f"label reliability needs at least 4 annotators per stimulus (two disjoint quarters); "
+        raise ComparisonError(f"label reliability needs at least {MIN_ANNOTATORS} annotators per stimulus (two "
+                              "disjoint quarters); "
                               f"stimuli at positions {too_few[:5].tolist()} have fewer")
     return counts
 

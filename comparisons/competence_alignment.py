@@ -29,7 +29,9 @@ from brainres.comparisons._common import (
     COMMON_OPTIONS, OCCLUSION, READOUT, RELIABILITY_RESAMPLES, ComparisonError, fmt, model_diagnostics, model_measure, readout_required,
     reliability_warning, require_variation,
 )
-from brainres.comparisons._human_measures import MEASURES, human_reliability, reliability_label, reliability_sentence
+from brainres.comparisons._human_measures import (
+    MEASURES, human_reliability, pearson_on_labels_note, reliability_label, reliability_sentence,
+)
 from brainres.comparisons._per_stimulus import match_human
 from brainres.settings import Boolean, Choice, Integer
 from brainres.stats import adjust_results, seed_summary
@@ -175,6 +177,7 @@ def run(
                                               "label": reliability_label(human.measured)}))
     if human_warning:
         notes.append(f"Warning: {human_warning}.")
+    notes += pearson_on_labels_note(human.measured, method)
     # noise-free correlations reach 1 at most; with a label measure the humans' side keeps its noise
     ceiling = float(np.sqrt(reliability.estimate)) if reliability.estimate > 0 and not has_subjects else float("nan")
     low, high = (float(np.sqrt(max(v, 0.0))) for v in (reliability.ci_low, reliability.ci_high))

@@ -30,7 +30,7 @@ from brainres.comparisons._common import (
 )
 from brainres.comparisons._common import model_diagnostics, reliability_warning
 from brainres.comparisons._human_measures import (
-    MEASURES, UNITS, reliability_and_correction, reliability_label, reliability_sentence,
+    MEASURES, UNITS, pearson_on_labels_note, reliability_and_correction, reliability_label, reliability_sentence,
 )
 from brainres.comparisons._per_stimulus import match_human
 from brainres.settings import Boolean, Choice, Integer
@@ -156,10 +156,7 @@ def run(
     if reliability_warning(reliability):
         warnings.append(reliability_warning(reliability))
     notes += [f"Warning: {w}." for w in warnings]
-    if method == "pearson" and not measured.has_subjects:
-        notes.append("Note: on label counts the Pearson intervals fell short of 95 % in calibration (the share "
-                     "correct's noise ceiling covered 0.90-0.93 of 500 simulated studies; docs/statistics.md); "
-                     "Spearman, the default, covered 0.94-0.97.")
+    notes += pearson_on_labels_note(measured, method)
     for index, result in enumerate(results):
         results[index] = result.replace(extra={**result.extra, **({"warning": "; ".join(warnings)} if warnings else {}),
                                                "model_time_range": f"{diagnostics['time_min']:.4g} to "
