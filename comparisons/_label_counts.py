@@ -234,7 +234,7 @@ def label_split_half_reliability(counts, *, method: str = "spearman", n_splits: 
                          "stimuli"}
     result = crossed_bootstrap(lambda weights: subsets.reliability(weights["stimulus"], chosen), {"stimulus": n},
                                n_resamples=n_resamples, seed=rng, ci_level=ci_level,
-                               interval=_interval(interval, n), statistic_name=f"split_half_reliability_{method}", n=n,
+                               interval=_interval(interval, n), statistic_name=f"annotator_reliability_{method}", n=n,
                                bounds=(-1.0, 1.0), extra=extra)
     return result.replace(estimate=float(extrapolated_reliability(per_share, subsets.shares)), seed=recorded_seed,
                           method=_reliability_words(n_splits) + "; " + result.method)

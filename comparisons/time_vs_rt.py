@@ -184,8 +184,10 @@ def run(
                           + (fmt(ceiling) if ceiling == ceiling else "n/a (reliability <= 0)"),
             "caption": "Each point is a stimulus. Red: least-squares line. r: correlation of the means (Fisher z "
                        "interval); noise-free r: the noise-corrected correlation ("
-                       + ("variance components" if "noise-free stimulus effects" in corrected.method else "split-half "
-                          "reliabilities") + ", stimulus bootstrap), as in the table.",
+                       + ("variance components" if "noise-free stimulus effects" in corrected.method
+                          else "split-half reliabilities" if measured.has_subjects
+                          else "reliabilities of annotator subsets and seed halves") + ", stimulus bootstrap), as in "
+                       "the table.",
         },
     )
     trial_note = "correct trials only" if correct_only else "all answered trials (missed responses excluded)"
