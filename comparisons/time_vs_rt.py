@@ -8,7 +8,8 @@ infinitely many seeds). The human data's split-half reliability gives the
 noise ceiling; the noise-corrected correlation (of the noise-free stimulus
 effects, from variance components) is the headline. A linear mixed model of trial-level log RT on
 the (standardised) model time with crossed random intercepts for subjects and
-stimuli tests the same relation trial by trial.
+stimuli and random slopes by subject tests the same relation trial by trial
+(t interval with Satterthwaite's df).
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ def run(
     control_accuracy : bool
         Add the partial correlation controlling for per-stimulus human accuracy.
     mixed_model : bool
-        Fit the trial-level mixed model.
+        Fit the trial-level mixed model, ``log rt ~ model_time_z + (1 + model_time_z | subject) + (1 | stimulus)``
+        (``rt_mixed_model``'s defaults; t interval with Satterthwaite's df). On sparse designs with thousands of
+        subjects it costs minutes (``docs/benchmarks.md``); ``False`` skips it.
     n_resamples, n_splits, seed, ci_level
         Bootstrap resamples, split-half splits, the seed of every draw, interval level.
     reliability_resamples : int
@@ -148,9 +151,9 @@ def run(
             if "model_time_z" in row.statistic:
                 results.append(row.replace(extra={
                     **row.extra, "label": "mixed model: log RT per SD of model time",
-                    "estimand": "the slope of log RT on the standardised seed-mean model time shared by all subjects "
-                                "(random intercepts for subjects and stimuli; a slope that differs between subjects "
-                                "is not in the model)"}))
+                    "estimand": "the mean over the population of subjects of the slope of log RT on the standardised "
+                                "seed-mean model time (subjects' slopes may differ; random intercepts for subjects "
+                                "and stimuli), given these model seeds"}))
 
     ceiling = float(np.sqrt(reliability.estimate)) if reliability.estimate > 0 else float("nan")
     if reliability_warning(reliability):
@@ -221,7 +224,9 @@ def run(
         "Noise-corrected correlation: " + corrected.method + "."
         + design_note
         + (f" Mixed model: {mixed_table.attrs.get('formula', '')} fitted by REML "
-           f"({mixed_table.attrs.get('engine', '')}), model time standardised over stimuli."
+           f"({mixed_table.attrs.get('engine', '')}), model time standardised over stimuli; "
+           + ("t intervals with Satterthwaite's degrees of freedom."
+              if mixed_table.attrs.get("df_method") == "satterthwaite" else "Wald z intervals.")
            if mixed_table is not None else "")
     )
     return ComparisonResult(

@@ -56,6 +56,9 @@ def apa_sentence(result, unit: str = "stimuli") -> str:
     if not math.isnan(result.ci_low):
         level = round(100 * result.ci_level)
         parts.append(f"{level}% CI [{number(result.ci_low, bounded)}, {number(result.ci_high, bounded)}]")
+    df, se = (result.extra or {}).get("df"), (result.extra or {}).get("se")
+    if df is not None and se and math.isfinite(df) and se > 0:  # a t test: APA's t(df) before its p
+        parts.append(f"t({df:.1f}) = {result.estimate / se:.2f}")
     if not math.isnan(result.p_value):
         parts.append(p_text(result.p_value))
     if result.n:

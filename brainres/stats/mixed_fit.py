@@ -42,6 +42,8 @@ LOG_2PI = math.log(2 * math.pi)
 # The Schur complement stays sparse (LU) when larger than this and less dense than this share.
 SPARSE_SCHUR_SIZE = 3000
 SPARSE_SCHUR_DENSITY = 0.05
+# A fit ending with a relative SD below this is checked from other starts (see CrossedModel.fit).
+NEAR_BOUNDARY = 0.01
 
 
 @dataclass
@@ -161,8 +163,12 @@ class CrossedModel:
         ``v_1 + v_2 + v_e`` and the variance of a factor's level means about
         ``v_k + (other variances) / trials per level``; solving these three
         equations gives rough variances whose ratios start the optimiser near
-        its optimum (saving evaluations on large data). Slopes start at 1, as
-        in lme4.
+        its optimum (saving evaluations on large data). A slope's relative SD
+        starts at a tenth of its factor's intercept's, not at 1 as in lme4:
+        slopes of RT on a standardised measure vary little between subjects,
+        and from 1 the Newton steps failed and the L-BFGS-B fallback took
+        150-190 evaluations where this start takes 60-110 (to the same
+        optimum: log-likelihood within 1e-9, intervals within 1e-11).
         """
         beta, *_ = np.linalg.lstsq(X, y, rcond=None)
         residual = y - X @ beta
@@ -185,6 +191,9 @@ class CrossedModel:
         start = self.theta_start()
         for k, (begin, _, _) in enumerate(self.theta_index):
             start[begin] = math.sqrt(min(max(variances[k], 0.0) / residual_variance, 1e4)) or 0.1
+        for begin, rows_t, cols_t in self.theta_index:
+            slopes = np.flatnonzero((rows_t == cols_t) & (rows_t > 0))
+            start[begin + slopes] = 0.1 * start[begin]
         return start
 
     # -- theta ------------------------------------------------------------------
@@ -310,6 +319,26 @@ class CrossedModel:
 
     # -- the optimisation -------------------------------------------------------
 
+    def _optimise(self, objective, theta0, tol):
+        """Newton steps from ``theta0``; bounded L-BFGS-B where they fail, then Newton again."""
+        theta, value, converged = _newton(objective, np.asarray(theta0, dtype=float), None, self.lower, tol)
+        message = "Newton steps converged"
+        if not converged:
+            bounds = [(0.0 if low == 0 else None, None) for low in self.lower]
+            result = scipy.optimize.minimize(objective, theta, method="L-BFGS-B", bounds=bounds,
+                                             options={"ftol": 1e-12, "gtol": 1e-9, "maxiter": 1000})
+            theta, value, converged = _newton(objective, result.x, float(result.fun), self.lower, tol)
+            message = f"L-BFGS-B: {result.message}; Newton steps {'converged' if converged else 'did not converge'}"
+            converged = converged or bool(result.success)
+        return theta, value, converged, message
+
+    def _slopes_at_one(self, start):
+        """``start`` with every slope's relative SD at 1 (lme4's value) instead of a tenth of the intercept's."""
+        start = np.array(start, dtype=float)
+        for begin, rows_t, cols_t in self.theta_index:
+            start[begin + np.flatnonzero((rows_t == cols_t) & (rows_t > 0))] = 1.0
+        return start
+
     def fit(self, reml=True, theta0=None, tol=1e-10) -> FitResult:
         """Minimise the profiled deviance over theta.
 
@@ -320,18 +349,23 @@ class CrossedModel:
         """
         started = time.perf_counter()
         self.n_evaluations = 0
-        if theta0 is None:
-            theta0 = self._start if self._start is not None else self.theta_start()
         objective = lambda t: self.deviance(t, reml)  # noqa: E731
-        theta, value, converged = _newton(objective, np.asarray(theta0, dtype=float), None, self.lower, tol)
-        message = "Newton steps converged"
-        if not converged:
-            bounds = [(0.0 if low == 0 else None, None) for low in self.lower]
-            result = scipy.optimize.minimize(objective, theta, method="L-BFGS-B", bounds=bounds,
-                                             options={"ftol": 1e-12, "gtol": 1e-9, "maxiter": 1000})
-            theta, value, converged = _newton(objective, result.x, float(result.fun), self.lower, tol)
-            message = f"L-BFGS-B: {result.message}; Newton steps {'converged' if converged else 'did not converge'}"
-            converged = converged or bool(result.success)
+        if theta0 is not None:
+            theta, value, converged, message = self._optimise(objective, theta0, tol)
+        else:
+            start = self._start if self._start is not None else self.theta_start()
+            theta, value, converged, message = self._optimise(objective, start, tol)
+            # The deviance can have a local minimum with a variance at zero beside a better one inside (with a
+            # random slope at 5-10 subjects about one fit in ten did): an end near the boundary is checked from
+            # lme4's start (every relative SD 1) and from the moment start with slopes at 1; the best end is kept.
+            if np.any((self.lower == 0) & (theta < NEAR_BOUNDARY)):
+                alternatives = [self.theta_start()]
+                if self._start is not None:
+                    alternatives.append(self._slopes_at_one(self._start))
+                for start in alternatives:
+                    candidate = self._optimise(objective, start, tol)
+                    if candidate[2] and candidate[1] < value - 1e-9:
+                        theta, value, converged, message = candidate
         messages = []
         if not converged:
             messages.append(f"the optimiser stopped before converging ({message})")

@@ -3,7 +3,8 @@
 :func:`fit_lme4` writes the trials to a CSV file and runs R's ``lmer`` through
 ``Rscript`` in a subprocess, so R is needed only where a test or benchmark
 compares with it (Debian: ``apt-get install r-cran-lme4``); :func:`lme4_available`
-says whether it is there.
+says whether it is there. With ``satterthwaite=True`` it also reports lmerTest's
+Satterthwaite df (Debian: ``r-cran-lmertest``; :func:`lmertest_available`).
 """
 
 from __future__ import annotations
@@ -31,10 +32,16 @@ control <- if (args[5] == "tight") {
 } else {
   lmerControl()
 }
+satterthwaite <- args[7] == "TRUE"
+if (satterthwaite) suppressPackageStartupMessages(library(lmerTest))
 times <- numeric(repeats)
 invisible(gc(reset = TRUE))
 for (i in seq_len(repeats)) {
-  times[i] <- system.time(fit <- lmer(f, data = d, REML = reml, control = control))[["elapsed"]]
+  # with satterthwaite the timed work includes lmerTest's df (what brainres' default does in its fit)
+  times[i] <- system.time({
+    fit <- lme4::lmer(f, data = d, REML = reml, control = control)
+    if (satterthwaite) tests <- coef(summary(as_lmerModLmerTest(fit)))
+  })[["elapsed"]]
 }
 usage <- gc()
 memory <- sum(usage[, ncol(usage)])  # "max used" in Mb, cells and vectors
@@ -55,6 +62,9 @@ out <- rbind(
   data.frame(kind = "converged", name = "messages", value = length(fit@optinfo$conv$lme4$messages)),
   data.frame(kind = "evaluations", name = "feval", value = as.numeric(fit@optinfo$feval))
 )
+if (satterthwaite) {
+  out <- rbind(out, data.frame(kind = "df", name = rownames(tests), value = unname(tests[, "df"])))
+}
 write.csv(out, args[6], row.names = FALSE)
 """
 
@@ -69,8 +79,18 @@ def lme4_available() -> bool:
     return probe.returncode == 0
 
 
+@functools.cache
+def lmertest_available() -> bool:
+    """Whether R's lmerTest loads (for the Satterthwaite df)."""
+    if not lme4_available():
+        return False
+    probe = subprocess.run(["Rscript", "-e", "suppressPackageStartupMessages(library(lmerTest))"],
+                           capture_output=True, timeout=120, check=False)
+    return probe.returncode == 0
+
+
 def fit_lme4(y, subject, stimulus, predictors: pd.DataFrame, *, reml=True, random_slopes=(), repeats=1,
-             tight=False, timeout=3600) -> dict:
+             tight=False, satterthwaite=False, timeout=3600) -> dict:
     """Fit ``y ~ predictors + (1 + slopes | subject) + (1 | stimulus)`` with lme4's ``lmer``.
 
     Parameters
@@ -86,9 +106,12 @@ def fit_lme4(y, subject, stimulus, predictors: pd.DataFrame, *, reml=True, rando
         Predictors with random slopes by subject.
     repeats : int
         Fits timed in the same R session (``system.time`` around ``lmer``,
-        model frame construction included, R's start and the CSV read not).
+        model frame construction included, R's start and the CSV read not;
+        with ``satterthwaite`` lmerTest's df too).
     tight : bool
         Tighter optimiser tolerances than lme4's defaults (peer tests).
+    satterthwaite : bool
+        Also report lmerTest's Satterthwaite df of each fixed effect (``df``).
 
     Returns
     -------
@@ -98,7 +121,8 @@ def fit_lme4(y, subject, stimulus, predictors: pd.DataFrame, *, reml=True, rando
         ``as.data.frame(VarCorr(fit))``), ``loglik``, ``theta``, ``seconds``
         (one per repeat), ``memory_mb`` (R's "max used"), ``warnings``
         (the number of lme4 convergence messages) and ``n_evaluations``
-        (deviance evaluations of lme4's optimiser).
+        (deviance evaluations of lme4's optimiser); with ``satterthwaite``
+        also ``df`` by term.
     """
     predictors = pd.DataFrame(predictors).reset_index(drop=True)
     frame = pd.concat([pd.DataFrame({"y": np.asarray(y, dtype=float), "subject": np.asarray(subject).astype(str),
@@ -110,7 +134,8 @@ def fit_lme4(y, subject, stimulus, predictors: pd.DataFrame, *, reml=True, rando
         frame.to_csv(data, index=False, float_format="%.17g")
         script.write_text(_SCRIPT)
         run = subprocess.run(["Rscript", str(script), str(data), formula, "TRUE" if reml else "FALSE",
-                              str(int(repeats)), "tight" if tight else "default", str(output)],
+                              str(int(repeats)), "tight" if tight else "default", str(output),
+                              "TRUE" if satterthwaite else "FALSE"],
                              capture_output=True, text=True, timeout=timeout)
         if run.returncode != 0:
             raise RuntimeError(f"lmer failed (exit {run.returncode}): {run.stderr[-2000:]}")
@@ -123,4 +148,5 @@ def fit_lme4(y, subject, stimulus, predictors: pd.DataFrame, *, reml=True, rando
         "seconds": list(result["seconds"].values()), "memory_mb": result["memory_mb"]["max_used"],
         "warnings": int(result["converged"]["messages"]), "formula": formula,
         "n_evaluations": int(result["evaluations"]["feval"]),
+        **({"df": result["df"]} if satterthwaite else {}),
     }

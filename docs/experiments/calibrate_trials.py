@@ -5,15 +5,15 @@ Two parts, each scored against the estimand its function states (issue 13: "ever
 comparisons report"). Coverage is given with its Clopper-Pearson 95 % interval
 (``scipy.stats.binomtest(k, n).proportion_ci(0.95, method="exact")``).
 
-``mixed``: the slope of ``rt_mixed_model`` (``log rt ~ model_time_z + (1|subject) + (1|stimulus)``,
-    Wald interval). Per stimulus a model time ``x_i ~ N(0, 1)``, standardised over the study's stimuli
-    as ``time-vs-rt`` does; ``log rt_ji = log 0.8 + beta z_i + u_i + v_j + e_ji`` with stimulus
-    intercepts ``u ~ N(0, 0.1^2)``, subject intercepts ``v ~ N(0, 0.15^2)``, residual
-    ``e ~ N(0, 0.3^2)``; a share ``missing`` of the trials is dropped at random. Estimand: ``beta``.
-    ``mixed-slopes`` (not claimed): as ``mixed``, but each subject's slope deviates from ``beta`` by a
-    normal draw of SD 0.03, which the fitted model (random intercepts only) does not describe; the
-    interval is scored against ``beta``, the mean slope over the population of subjects; the same trials
-    are also fitted with ``random_slopes=True`` (``(1 + model_time_z | subject)``), for comparison.
+``mixed``: the slope of ``rt_mixed_model`` as ``time-vs-rt`` fits it (``log rt ~ model_time_z +
+    (1 + model_time_z | subject) + (1 | stimulus)``, t interval with Satterthwaite's df). Per stimulus a model
+    time ``x_i ~ N(0, 1)``, standardised over the study's stimuli as ``time-vs-rt`` does;
+    ``log rt_ji = log 0.8 + (beta + w_j) z_i + u_i + v_j + e_ji`` with stimulus intercepts
+    ``u ~ N(0, 0.1^2)``, subject intercepts ``v ~ N(0, 0.15^2)``, subjects' slope deviations
+    ``w ~ N(0, sd^2)`` (sd 0 or 0.03), residual ``e ~ N(0, 0.3^2)``; a share ``missing`` of the trials is
+    dropped at random. Estimand: ``beta``, the mean slope over the population of subjects. The same trials
+    are also fitted as ``time-vs-rt`` fitted them until 27 Nov 2026 (random intercepts only, normal
+    quantile) and with random slopes but a normal quantile, for comparison (not claimed).
 
 ``partial``: ``partial_correlation`` of the model's seed mean with the subjects' mean RT, controlling
     for the subjects' mean accuracy (``control_accuracy=True``; analytic Fisher z interval with
@@ -29,7 +29,6 @@ comparisons report"). Coverage is given with its Clopper-Pearson 95 % interval
     means' noise attenuates it, and the noisy accuracy leaves part of the difficulty uncontrolled.
 
     nice -n 19 python docs/experiments/calibrate_trials.py --part mixed --studies 500 --progress 50
-    nice -n 19 python docs/experiments/calibrate_trials.py --part mixed-slopes --studies 500
     nice -n 19 python docs/experiments/calibrate_trials.py --part partial --studies 500 --progress 50
 
 The label counts' calibration is in ``calibrate_label_counts.py``.
@@ -50,12 +49,18 @@ from scipy.stats import binomtest
 from brainres.stats import partial_correlation, rt_mixed_model
 
 N_POPULATION = 200_000
-MIXED_CELLS = tuple({"n_subjects": n_subjects, "n_stimuli": n_stimuli, "slope": slope}
-                    for n_subjects, n_stimuli in ((10, 160), (20, 400)) for slope in (0.0, 0.05))
-# Outside the model time-vs-rt fits (subjects differ in their slope): printed to show what the interval then
-# misses, not claimed.
-MIXED_SLOPE_CELLS = tuple({"n_subjects": n_subjects, "n_stimuli": n_stimuli, "slope": 0.05, "subject_slope_sd": 0.03}
-                          for n_subjects, n_stimuli in ((10, 160), (20, 400)))
+# The corners of the range the issue names (5-50 subjects, 100-2,000 stimuli) and the two designs between; per design
+# no slope, a slope shared by all subjects, and subjects whose slopes differ.
+MIXED_CELLS = tuple({"n_subjects": n_subjects, "n_stimuli": n_stimuli, "slope": slope, "subject_slope_sd": sd}
+                    for n_subjects, n_stimuli in ((5, 100), (10, 160), (20, 400), (50, 2000))
+                    for slope, sd in ((0.0, 0.0), (0.05, 0.0), (0.05, 0.03)))
+MIXED_FITS = (  # (interval, estimand, keyword arguments of rt_mixed_model); the first is time-vs-rt's
+    ("mixed-model slope, subjects' slopes fitted (t, Satterthwaite df)", "mean slope over subjects", {}),
+    ("mixed-model slope, subjects' slopes fitted (Wald, normal quantile)", "mean slope over subjects (not claimed)",
+     {"df_method": "normal"}),
+    ("mixed-model slope, random intercepts only (Wald, normal quantile; the earlier default)",
+     "mean slope over subjects (not claimed)", {"random_slopes": False, "df_method": "normal"}),
+)
 PARTIAL_CELLS = tuple({"n_stimuli": n_stimuli, "rho": rho, "method": method}
                       for method in ("spearman", "pearson") for n_stimuli in (160, 400) for rho in (0.0, 0.4))
 MISSING = 0.1
@@ -91,21 +96,15 @@ def mixed_study(rng, *, n_subjects, n_stimuli, slope, missing=MISSING, subject_s
 def calibrate_mixed(*, studies, n_subjects, n_stimuli, slope, subject_slope_sd=0.0, seed=0, progress=0, **_):
     key = (n_subjects, n_stimuli, slope) + ((subject_slope_sd,) if subject_slope_sd else ())
     rng = np.random.default_rng(cell_seed(seed, *key))
-    design = {"design": f"{n_subjects} subjects x {n_stimuli} stimuli, {MISSING:.0%} missing"
-                        + (f", subjects' slopes SD {subject_slope_sd}" if subject_slope_sd else ""),
-              "rho": slope, "method": "REML", "measure": "log rt"}
-    estimand = "slope" if not subject_slope_sd else "mean slope over subjects (not claimed)"
-    scores = _Scores(design, {estimand: slope})
+    design = {"design": f"{n_subjects} subjects x {n_stimuli} stimuli, {MISSING:.0%} missing, subjects' slopes SD "
+                        f"{subject_slope_sd}", "rho": slope, "method": "REML", "measure": "log rt"}
+    scores = _Scores(design, {estimand: slope for _, estimand, _ in MIXED_FITS})
     for index in range(studies):
         trials, measure = mixed_study(rng, n_subjects=n_subjects, n_stimuli=n_stimuli, slope=slope,
                                       subject_slope_sd=subject_slope_sd)
-        row = _slope(rt_mixed_model(trials, measure))
-        scores.add(("mixed-model slope (Wald, normal quantile)", estimand), row["ci_low"], row["ci_high"],
-                   row["estimate"])
-        if subject_slope_sd:  # what fitting the subjects' slopes (not done by time-vs-rt) would give
-            row = _slope(rt_mixed_model(trials, measure, random_slopes=True))
-            scores.add(("mixed-model slope, subject random slopes fitted (Wald, normal quantile)", estimand),
-                       row["ci_low"], row["ci_high"], row["estimate"])
+        for interval, estimand, options in MIXED_FITS:
+            row = _slope(rt_mixed_model(trials, measure, **options))
+            scores.add((interval, estimand), row["ci_low"], row["ci_high"], row["estimate"])
         scores.progress(index, studies, progress)
     return scores.rows()
 
@@ -205,7 +204,6 @@ def format_row(row) -> str:
 HEADER = ("| design | measure | rho / slope | method | interval | estimand (true value) | mean estimate "
           "| coverage [95% CI] | mean width | studies |\n|---|---|---|---|---|---|---|---|---|---|")
 PARTS = {"mixed": (MIXED_CELLS, calibrate_mixed),
-         "mixed-slopes": (MIXED_SLOPE_CELLS, calibrate_mixed),
          "partial": (PARTIAL_CELLS, calibrate_partial)}
 
 

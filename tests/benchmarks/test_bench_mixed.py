@@ -3,9 +3,12 @@
 Two designs: the 12,669 answered trials of ``geirhos2021-cue-conflict`` (10
 subjects x 1,280 stimuli; needs ``BRAINRES_DATA``) and a simulated
 CIFAR-10H-like sparse design (500,000 trials, 2,571 annotators, 10,000
-images, 50 annotators per image, about 194 images per annotator). lme4 runs
-through ``Rscript`` (``apt-get install r-cran-lme4``); without it the lme4
-column is skipped. Each prints both times, their ratio and the spread over
+images, 50 annotators per image, about 194 images per annotator), both with
+random intercepts only, the formula lme4 fits beside it; on the cue-conflict
+trials also ``time-vs-rt``'s default (random slopes by subject, Satterthwaite's
+df) against ``lmer`` with the same slopes plus lmerTest's df. lme4 runs
+through ``Rscript`` (``apt-get install r-cran-lme4 r-cran-lmertest``); without
+it the lme4 column is skipped. Each prints both times, their ratio and the spread over
 repeats, and the largest relative difference between the estimates; nothing
 asserts a time. Figures go to docs/benchmarks.md.
 """
@@ -37,6 +40,7 @@ def _largest_difference(table, peer):
     pairs += [(rows.loc["var(stimulus_id)", "estimate"], peer["vcov"]["stimulus:Intercept:"]),
               (rows.loc["var(subject)", "estimate"], peer["vcov"]["subject:Intercept:"]),
               (rows.loc["var(residual)", "estimate"], peer["vcov"]["Residual::"])]
+    pairs += [(rows.loc[t, "df"], v) for t, v in peer.get("df", {}).items()]
     return max(abs(ours - theirs) / abs(theirs) for ours, theirs in pairs)
 
 
@@ -58,34 +62,43 @@ def test_cue_conflict_fit_against_lme4(data_root):
     accuracy = trials.groupby("stimulus_id")["correct"].mean()
     measure = ((accuracy - accuracy.mean()) / accuracy.std()).rename("model_time_z")
     repeats = 7
+    per_trial = pd.DataFrame({"model_time_z": measure.reindex(trials["stimulus_id"]).to_numpy()})
     rt_mixed_model(trials, measure)  # first call: imports
-    ours = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        table = rt_mixed_model(trials, measure)
-        ours.append(time.perf_counter() - started)
-    peer = fit_lme4(np.log(trials["rt"].to_numpy()), trials["subject"], trials["stimulus_id"],
-                    pd.DataFrame({"model_time_z": measure.reindex(trials["stimulus_id"]).to_numpy()}),
-                    repeats=repeats)
-    ratio = np.median(ours) / np.median(peer["seconds"])
-    print(f"\n[benchmark] log(rt) ~ model_time_z + (1|subject) + (1|stimulus), REML, {len(trials):,} trials "
-          f"(geirhos2021-cue-conflict)\n"
-          f"  brainres rt_mixed_model: {_spread(ours)}, {table.attrs['n_evaluations']} deviance evaluations\n"
-          f"  lme4 lmer (same R session, model frame included): {_spread(peer['seconds'])}, "
-          f"{peer['n_evaluations']} deviance evaluations\n"
-          f"  time ratio brainres / lme4 (medians): {ratio:.2f}x (goal: at most 1x)\n"
-          f"  largest relative difference of estimates, SEs and variances: {_largest_difference(table, peer):.1e}")
-    assert table.attrs["converged"] and len(table) == 5
+    # the formula lme4 has been compared on, then time-vs-rt's default (random slopes, Satterthwaite's df) against
+    # lmer with the same slopes plus lmerTest's df
+    for label, options, peer_options in (
+            ("(1|subject) + (1|stimulus), Wald z", {"random_slopes": False, "df_method": "normal"}, {}),
+            ("(1 + model_time_z|subject) + (1|stimulus), Satterthwaite df", {},
+             {"random_slopes": ["model_time_z"], "satterthwaite": True})):
+        ours = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            table = rt_mixed_model(trials, measure, **options)
+            ours.append(time.perf_counter() - started)
+        peer = fit_lme4(np.log(trials["rt"].to_numpy()), trials["subject"], trials["stimulus_id"], per_trial,
+                        repeats=repeats, **peer_options)
+        ratio = np.median(ours) / np.median(peer["seconds"])
+        print(f"\n[benchmark] log(rt) ~ model_time_z + {label}, REML, {len(trials):,} trials "
+              f"(geirhos2021-cue-conflict)\n"
+              f"  brainres rt_mixed_model: {_spread(ours)}, {table.attrs['n_evaluations']} deviance evaluations\n"
+              f"  lme4 lmer{' + lmerTest df' if 'satterthwaite' in peer_options else ''} (same R session, model "
+              f"frame included): {_spread(peer['seconds'])}, {peer['n_evaluations']} deviance evaluations\n"
+              f"  time ratio brainres / lme4 (medians): {ratio:.2f}x (goal: at most 1x)\n"
+              f"  largest relative difference of estimates, SEs and variances: {_largest_difference(table, peer):.1e}")
+        assert table.attrs["converged"]
 
 
-def _cifar10h_like(seed=0, n_annotators=2571, n_images=10_000, per_image=50):
-    """Trials of a CIFAR-10H-like design: each image judged by ``per_image`` distinct annotators."""
+def _cifar10h_like(seed=0, n_annotators=2571, n_images=10_000, per_image=50, slope_sd=0.0):
+    """Trials of a CIFAR-10H-like design: each image judged by ``per_image`` distinct annotators (whose slopes on
+    the measure differ by ``slope_sd``)."""
     rng = np.random.default_rng(seed)
     annotator = np.concatenate([rng.choice(n_annotators, size=per_image, replace=False) for _ in range(n_images)])
     image = np.repeat(np.arange(n_images), per_image)
     measure = rng.normal(size=n_images)
     log_rt = (0.2 + 0.05 * measure[image] + rng.normal(scale=0.25, size=n_annotators)[annotator]
               + rng.normal(scale=0.1, size=n_images)[image] + rng.normal(scale=0.3, size=image.size))
+    if slope_sd:
+        log_rt += rng.normal(scale=slope_sd, size=n_annotators)[annotator] * measure[image]
     return annotator, image, measure, log_rt
 
 
@@ -100,7 +113,7 @@ measure = pd.Series(data["measure"], index=np.char.add("i", np.arange(data["meas
                     name="model_time_z")
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
-table = rt_mixed_model(trials, measure)
+table = rt_mixed_model(trials, measure, random_slopes=False, df_method="normal")  # lme4's formula below
 seconds = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"seconds": seconds, "peak_rss_mib": peak / 1024, "before_fit_rss_mib": before / 1024,
@@ -142,3 +155,29 @@ def test_cifar10h_like_sparse_design_against_lme4(tmp_path):
         lines.append("  lme4: not run (Rscript is not installed)")
     print("\n".join(lines))
     assert ours["converged"]
+
+
+def test_default_model_on_a_quarter_size_cifar10h_like_design():
+    # time-vs-rt's default (random slopes by annotator, Satterthwaite's df) against random intercepts with a normal
+    # quantile in the same run: the dense Schur complement on the annotators doubles with the slopes
+    annotator, image, measure, log_rt = _cifar10h_like(n_annotators=640, n_images=2500, slope_sd=0.02)
+    trials = pd.DataFrame({"subject": np.char.add("a", annotator.astype(str)),
+                           "stimulus_id": np.char.add("i", image.astype(str)), "rt": np.exp(log_rt)})
+    series = pd.Series(measure, index=np.char.add("i", np.arange(measure.size).astype(str)), name="model_time_z")
+    lines = [f"\n[benchmark] quarter-size CIFAR-10H-like design: {len(trials):,} trials, 640 annotators x 2,500 "
+             "images, annotators' slopes SD 0.02"]
+    seconds = {}
+    for label, options in (("random intercepts, Wald z", {"random_slopes": False, "df_method": "normal"}),
+                           ("random intercepts, Satterthwaite df", {"random_slopes": False}),
+                           ("default: random slopes by annotator, Satterthwaite df", {})):
+        started = time.perf_counter()
+        table = rt_mixed_model(trials, series, **options)
+        seconds[label] = time.perf_counter() - started
+        slope = table.set_index("term").loc["model_time_z"]
+        lines.append(f"  {label}: {seconds[label]:.1f} s (fit {table.attrs['fit_seconds']:.1f} s, "
+                     f"{table.attrs['n_evaluations']} deviance evaluations); slope {slope['estimate']:.4f}, "
+                     f"SE {slope['se']:.4f}, df {slope['df']:.0f}")
+        assert table.attrs["converged"]
+    default, plain = seconds["default: random slopes by annotator, Satterthwaite df"], seconds["random intercepts, Wald z"]
+    lines.append(f"  time ratio default / random intercepts: {default / plain:.0f}x")
+    print("\n".join(lines))

@@ -34,6 +34,10 @@ def test_planted_correlation_is_recovered(planted):
     assert 0 < by_label(result, "reliability").estimate < 1
     slope = by_label(result, "mixed model")
     assert slope.ci_low > 0 and slope.p_value < 0.001
+    # subjects' slopes are in the model and the interval is a t interval with Satterthwaite's df (few subjects)
+    assert "(1 + model_time_z | subject)" in slope.method and slope.interval == "satterthwaite_t"
+    assert 1 < slope.extra["df"] < 80 and "mean over the population of subjects" in slope.extra["estimand"]
+    assert "(1 + model_time_z | subject)" in result.methods and "Satterthwaite" in result.methods
 
 
 def test_no_correlation_gives_an_interval_covering_zero():

@@ -112,7 +112,8 @@ def test_model_comparison_difference_interval_covers_both_estimands(cell):
 # calibrate_comparisons.py): every row they report is claimed at 93-97 %, except the rows listed here, which are
 # claimed only not to under-cover (the table in docs/statistics.md says the same, and why).
 CONSERVATIVE = {
-    # 0.962-0.970 of 500 studies at 3 x 160 x 10 (wide side of the band); not scored at 500 in every cell
+    # 0.962-0.970 of 500 studies at 3 x 160 x 10 (wide side of the band); rho 0 at 5 x 400 x 20 has 450 Spearman
+    # studies, not 500 (docs/statistics.md)
     "split-half noise-corrected (BCa)",
 }
 

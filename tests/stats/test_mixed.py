@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from scipy import stats as sps
 
 import brainres.stats.mixed as mixed
 from brainres.errors import StimulusMismatchError
@@ -61,20 +62,23 @@ def _relative(ours, theirs):
 
 
 def _compare_with_lme4(trials, measures, *, reml=True, random_slopes=(), label=""):
-    """Fit with brainres and lme4 (tight tolerances); return the largest relative differences."""
-    from brainres.stats.mixed_lme4 import fit_lme4
+    """Fit with brainres and lme4 (tight tolerances; lmerTest's df where it is installed); return the relative
+    differences."""
+    from brainres.stats.mixed_lme4 import fit_lme4, lmertest_available
 
     measures = measures if isinstance(measures, pd.DataFrame) else measures.to_frame()
     table = rt_mixed_model(trials, measures, reml=reml, random_slopes=list(random_slopes) or False)
     answered = trials.dropna(subset=["rt"])
     per_trial = measures.reindex(answered["stimulus_id"].astype(str)).reset_index(drop=True)
     peer = fit_lme4(np.log(answered["rt"].to_numpy()), answered["subject"], answered["stimulus_id"], per_trial,
-                    reml=reml, random_slopes=list(random_slopes), tight=True)
+                    reml=reml, random_slopes=list(random_slopes), tight=True, satterthwaite=lmertest_available())
     rows = table.set_index("term")
     differences = {}
     for term, value in peer["fixef"].items():
         differences[f"estimate[{term}]"] = _relative(rows.loc[term, "estimate"], value)
         differences[f"se[{term}]"] = _relative(rows.loc[term, "se"], peer["se"][term])
+        if "df" in peer:
+            differences[f"df[{term}]"] = _relative(rows.loc[term, "df"], peer["df"][term])
     vcov = peer["vcov"]
     differences["var(stimulus_id)"] = _relative(rows.loc["var(stimulus_id)", "estimate"], vcov["stimulus:Intercept:"])
     differences["var(subject)"] = _relative(rows.loc["var(subject)", "estimate"], vcov["subject:Intercept:"])
@@ -85,10 +89,13 @@ def _compare_with_lme4(trials, measures, *, reml=True, random_slopes=(), label="
         differences[f"cor(Intercept, {name} | subject)"] = _relative(
             rows.loc[f"cor(Intercept, {name} | subject)", "estimate"], peer["sdcor"][f"subject:Intercept:{name}"])
     differences["log_likelihood"] = _relative(table.attrs["log_likelihood"], peer["loglik"])
-    worst = max(differences, key=differences.get)
+    fit_part = {k: v for k, v in differences.items() if not k.startswith("df[")}
+    worst = max(fit_part, key=fit_part.get)
+    df_part = {k: v for k, v in differences.items() if k.startswith("df[")}
     print(f"\n[lme4 peer] {label} ({'REML' if reml else 'ML'}): largest relative difference "
           f"{differences[worst]:.2e} ({worst}); brainres log L {table.attrs['log_likelihood']:.8f}, "
-          f"lme4 {peer['loglik']:.8f}")
+          f"lme4 {peer['loglik']:.8f}"
+          + (f"; Satterthwaite df vs lmerTest: {max(df_part.values()):.2e}" if df_part else ""))
     assert table.attrs["converged"]
     return differences, table, peer
 
@@ -99,7 +106,8 @@ def _compare_with_lme4(trials, measures, *, reml=True, random_slopes=(), label="
 @pytest.mark.parametrize("reml", [True, False])
 def test_estimates_equal_statsmodels_on_the_same_formula(reml):
     trials, measure = _trials()
-    table = rt_mixed_model(trials, measure, reml=reml)
+    # statsmodels fits variance components without slopes and tests with z
+    table = rt_mixed_model(trials, measure, reml=reml, random_slopes=False, df_method="normal")
     data = trials.assign(log_rt=np.log(trials["rt"]), halting_step=measure.reindex(trials["stimulus_id"]).to_numpy(),
                          group=1)
     model = smf.mixedlm("log_rt ~ halting_step", data, groups="group",
@@ -130,11 +138,48 @@ def test_slope_is_recovered_and_results_are_tidy():
     table = rt_mixed_model(trials, measure)
     slope = table.set_index("term").loc["halting_step"]
     assert slope["ci_low"] < 0.15 < slope["ci_high"] and slope["p_value"] < 1e-3
+    # the interval is the t interval with the row's df
+    critical = sps.t.ppf(0.975, slope["df"])
+    assert slope["ci_high"] - slope["estimate"] == pytest.approx(critical * slope["se"], rel=1e-12)
     results = mixed_model_results(table)
     assert [r.statistic for r in results] == ["mixed_model_slope[Intercept]", "mixed_model_slope[halting_step]"]
-    assert "REML" in results[0].method and results[0].interval == "wald"
-    assert list(table["term"]) == ["Intercept", "halting_step", "var(stimulus_id)", "var(subject)", "var(residual)"]
-    assert table.attrs["formula"] == "log(rt) ~ halting_step + (1 | subject) + (1 | stimulus_id)"
+    assert "REML" in results[0].method and results[0].interval == "satterthwaite_t"
+    assert "Satterthwaite" in results[1].method and results[1].extra["df"] == slope["df"]
+    assert list(table["term"]) == ["Intercept", "halting_step", "var(stimulus_id)", "var(subject)",
+                                   "var(halting_step | subject)", "cor(Intercept, halting_step | subject)",
+                                   "var(residual)"]
+    assert table.attrs["formula"] == "log(rt) ~ halting_step + (1 + halting_step | subject) + (1 | stimulus_id)"
+    plain = rt_mixed_model(trials, measure, random_slopes=False, df_method="normal")
+    assert plain.attrs["formula"] == "log(rt) ~ halting_step + (1 | subject) + (1 | stimulus_id)"
+    assert np.isinf(plain["df"].iloc[:2]).all() and mixed_model_results(plain)[1].interval == "wald"
+    row = plain.set_index("term").loc["halting_step"]
+    assert row["p_value"] == pytest.approx(2 * sps.norm.sf(abs(row["t"])), rel=1e-12)
+
+
+def test_the_report_sentence_gives_the_t_test_with_its_df():
+    from brainres.report.text import apa_sentence
+
+    trials, measure = _trials(seed=1, n_subjects=10, n_stimuli=40, slope=0.15)
+    table = rt_mixed_model(trials, measure)
+    row = table.set_index("term").loc["halting_step"]
+    sentence = apa_sentence(mixed_model_results(table)[1], unit="trials")
+    assert f"t({row['df']:.1f}) = {row['t']:.2f}, p " in sentence and "(satterthwaite_t interval)" in sentence
+    # a z test has no df to give
+    plain = rt_mixed_model(trials, measure, random_slopes=False, df_method="normal")
+    assert "t(" not in apa_sentence(mixed_model_results(plain)[1], unit="trials")
+
+
+def test_satterthwaite_df_follow_the_information_about_each_effect():
+    # A slope that varies between 10 subjects is known from 10 subjects; without that variation (or with
+    # random intercepts only) a stimulus-level slope's df come from the 60 stimuli.
+    varying, measures = _design(11, 10, 60, slope_sd=0.1)
+    table = rt_mixed_model(varying, measures).set_index("term")
+    assert 5 < table.loc["m0", "df"] < 12
+    assert 5 < table.loc["Intercept", "df"] < 20  # the intercept: mostly the subjects' intercepts
+    plain = rt_mixed_model(varying, measures, random_slopes=False).set_index("term")
+    assert 45 < plain.loc["m0", "df"] <= 60
+    with pytest.raises(MixedModelError, match="df_method"):
+        rt_mixed_model(varying, measures, df_method="kenward-roger")
 
 
 def test_missed_trials_are_dropped_and_counted():
@@ -196,6 +241,28 @@ def test_sparse_and_dense_cross_products_give_the_same_fit(monkeypatch):
         assert sparse.deviance(thetas[k], reml) == pytest.approx(value, rel=1e-10)
 
 
+def test_an_end_at_a_zero_variance_is_checked_from_other_starts():
+    # 5 subjects x 100 stimuli whose slopes differ: from lme4's start for the slope (relative SD 1) the optimiser
+    # ends with the stimulus variance at zero, a local minimum; the fit looks again from other starts and keeps
+    # the better end (stimulus SD 0.1 in the simulation)
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal(100)
+    z = (z - z.mean()) / z.std()
+    log_rt = (np.log(0.8) + (0.05 * z + 0.1 * rng.standard_normal(100))[None, :]
+              + 0.15 * rng.standard_normal((5, 1)) + 0.3 * rng.standard_normal((5, 100))
+              + 0.03 * rng.standard_normal((5, 1)) * z[None, :])
+    subject, stimulus = np.repeat(np.arange(5), 100), np.tile(np.arange(100), 5)
+    X = np.column_stack([np.ones(subject.size), z[stimulus]])
+    model = CrossedModel(log_rt.ravel(), X, [
+        Factor("stimulus_id", stimulus.astype(np.int64), 100, np.ones((subject.size, 1)), ("Intercept",)),
+        Factor("subject", subject.astype(np.int64), 5, X.copy(), ("Intercept", "m"))])
+    stuck = model.fit(theta0=model._slopes_at_one(model._start))
+    assert stuck.theta[0] < 1e-4 and stuck.converged
+    best = model.fit()
+    assert best.deviance < stuck.deviance - 0.5 and best.theta[0] > 0.1
+    assert best.deviance <= model.fit(theta0=model.theta_start()).deviance + 1e-9
+
+
 def test_memory_grows_with_trials_not_subjects_times_stimuli():
     # 600 subjects x 6,000 stimuli (3.6 million cells) with 9,000 trials: nothing of
     # subjects x stimuli size may be built (a dense float array of it is 27 MiB).
@@ -211,7 +278,8 @@ def test_memory_grows_with_trials_not_subjects_times_stimuli():
                            "rt": np.exp(log_rt)})
     tracemalloc.start()
     try:
-        table = rt_mixed_model(trials, measure)
+        # random intercepts: with slopes the dense Schur complement is (2 x 600)^2, still not subjects x stimuli
+        table = rt_mixed_model(trials, measure, random_slopes=False)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -224,7 +292,7 @@ def test_memory_grows_with_trials_not_subjects_times_stimuli():
 
 def test_random_slopes_table_and_likelihood_ratio_test():
     trials, measures = _design(3, 12, 40, slope_sd=0.08, n_measures=2)
-    plain = rt_mixed_model(trials, measures[["m0"]], reml=False)
+    plain = rt_mixed_model(trials, measures[["m0"]], reml=False, random_slopes=False)
     slopes = rt_mixed_model(trials, measures[["m0"]], reml=False, random_slopes=True)
     rows = slopes.set_index("term")
     assert {"var(m0 | subject)", "cor(Intercept, m0 | subject)"} <= set(rows.index)
@@ -236,14 +304,14 @@ def test_random_slopes_table_and_likelihood_ratio_test():
     assert test.estimate == pytest.approx(2 * (slopes.attrs["log_likelihood"] - plain.attrs["log_likelihood"]))
     assert test.estimate > 0 and test.p_value < 0.05  # the simulated slopes vary by subject
     # Fixed effects: ML fits only.
-    both = rt_mixed_model(trials, measures, reml=False)
+    both = rt_mixed_model(trials, measures, reml=False, random_slopes=False)
     assert compare_mixed_models(plain, both).extra["df"] == 1
     with pytest.raises(MixedModelError, match="reml=False"):
         compare_mixed_models(rt_mixed_model(trials, measures[["m0"]]), rt_mixed_model(trials, measures))
     with pytest.raises(MixedModelError, match="smaller model first"):
         compare_mixed_models(slopes, plain)
     with pytest.raises(MixedModelError, match="different trials"):
-        compare_mixed_models(plain, rt_mixed_model(trials.iloc[1:], measures, reml=False))
+        compare_mixed_models(plain, rt_mixed_model(trials.iloc[1:], measures, reml=False, random_slopes=False))
 
 
 def test_docstring_examples_run():
@@ -284,7 +352,7 @@ def test_random_slopes_equal_lme4(reml):
 @pytest.mark.parametrize("random_slopes", [False, True])
 def test_singular_fits_equal_lme4(random_slopes):
     # No subject or stimulus variation in the simulation: variances at the boundary (zero), as lme4 finds.
-    from brainres.stats.mixed_lme4 import fit_lme4
+    from brainres.stats.mixed_lme4 import fit_lme4, lmertest_available
 
     rng = np.random.default_rng(5)
     stimuli = [f"s{i}" for i in range(40)]
@@ -295,7 +363,7 @@ def test_singular_fits_equal_lme4(random_slopes):
     table = rt_mixed_model(trials, measure, random_slopes=random_slopes)
     peer = fit_lme4(np.log(trials["rt"].to_numpy()), trials["subject"], trials["stimulus_id"],
                     pd.DataFrame({"m0": measure.reindex(trials["stimulus_id"]).to_numpy()}), tight=True,
-                    random_slopes=["m0"] if random_slopes else [])
+                    random_slopes=["m0"] if random_slopes else [], satterthwaite=lmertest_available())
     assert table.attrs["singular"] and table.attrs["converged"]
     # Both order theta stimulus term first (lme4: the factor with more levels first), then subject.
     np.testing.assert_allclose(table.attrs["theta"], peer["theta"], atol=1e-5)
@@ -303,6 +371,8 @@ def test_singular_fits_equal_lme4(random_slopes):
     for term in ("Intercept", "m0"):
         assert rows.loc[term, "estimate"] == pytest.approx(peer["fixef"][term], rel=TOLERANCE)
         assert rows.loc[term, "se"] == pytest.approx(peer["se"][term], rel=TOLERANCE)
+        if "df" in peer:  # Satterthwaite at the boundary: the flat directions are left out, as lmerTest does
+            assert rows.loc[term, "df"] == pytest.approx(peer["df"][term], rel=TOLERANCE)
     assert table.attrs["log_likelihood"] == pytest.approx(peer["loglik"], rel=TOLERANCE)
 
 
@@ -311,8 +381,8 @@ def test_likelihood_ratio_equals_lme4_anova():
     from brainres.stats.mixed_lme4 import fit_lme4
 
     trials, measures = _design(31, 20, 40, keep=0.9, n_measures=2)
-    reduced = rt_mixed_model(trials, measures[["m0"]], reml=False)
-    full = rt_mixed_model(trials, measures, reml=False)
+    reduced = rt_mixed_model(trials, measures[["m0"]], reml=False, random_slopes=False)
+    full = rt_mixed_model(trials, measures, reml=False, random_slopes=False)
     per_trial = measures.reindex(trials["stimulus_id"]).reset_index(drop=True)
     y = np.log(trials["rt"].to_numpy())
     peers = [fit_lme4(y, trials["subject"], trials["stimulus_id"], per_trial[columns], reml=False, tight=True)
