@@ -167,8 +167,8 @@ class CrossedModel:
         starts at a tenth of its factor's intercept's, not at 1 as in lme4:
         slopes of RT on a standardised measure vary little between subjects,
         and from 1 the Newton steps failed and the L-BFGS-B fallback took
-        150-190 evaluations where this start takes 60-110 (to the same
-        optimum: log-likelihood within 1e-9, intervals within 1e-11).
+        150-190 evaluations where this start takes 60-110. Neither start
+        alone always reaches the best optimum (see :meth:`fit`).
         """
         beta, *_ = np.linalg.lstsq(X, y, rcond=None)
         residual = y - X @ beta
@@ -345,7 +345,9 @@ class CrossedModel:
         Bounded Newton steps with finite-difference derivatives from a moment
         start (the profiled deviance is smooth and theta has few entries, so a
         handful of steps reach the optimum to the precision lme4's optimiser
-        reaches); bounded L-BFGS-B where a step fails, then Newton again.
+        reaches); bounded L-BFGS-B where a step fails, then Newton again. Without
+        ``theta0``, an end with a relative SD near zero is checked from two other
+        starts and the best end kept.
         """
         started = time.perf_counter()
         self.n_evaluations = 0
@@ -356,7 +358,7 @@ class CrossedModel:
             start = self._start if self._start is not None else self.theta_start()
             theta, value, converged, message = self._optimise(objective, start, tol)
             # The deviance can have a local minimum with a variance at zero beside a better one inside (with a
-            # random slope at 5-10 subjects about one fit in ten did): an end near the boundary is checked from
+            # random slope at 5 subjects about one fit in ten did): an end near the boundary is checked from
             # lme4's start (every relative SD 1) and from the moment start with slopes at 1; the best end is kept.
             if np.any((self.lower == 0) & (theta < NEAR_BOUNDARY)):
                 alternatives = [self.theta_start()]
