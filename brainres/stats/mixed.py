@@ -21,7 +21,7 @@ import xarray as xr
 from scipy import stats as sps
 
 from brainres.errors import BrainresError, StimulusMismatchError
-from brainres.stats.mixed_df import satterthwaite_df
+from brainres.stats.mixed_df import kenward_roger, satterthwaite_df
 from brainres.stats.mixed_fit import CrossedModel, Factor
 from brainres.stats.result import StatResult
 
@@ -31,6 +31,10 @@ class MixedModelError(BrainresError, ValueError):
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENGINE = "brainres profiled (RE)ML, lme4's formulation"
+# df_method -> the test as a result's method text names it; and the interval's name in results.
+DF_METHODS = {"satterthwaite": "t test with Satterthwaite's {df:.1f} df",
+              "kenward-roger": "t test with Kenward-Roger's adjusted SE and {df:.1f} df", "normal": "Wald z test"}
+INTERVAL_NAMES = {"satterthwaite": "satterthwaite_t", "kenward-roger": "kenward_roger_t", "normal": "wald"}
 
 
 def rt_mixed_model(
@@ -75,11 +79,14 @@ def rt_mixed_model(
         whose slopes differ make the slope's interval too short (it covered
         the mean slope in 83 % of simulated studies at 20 subjects x 400
         stimuli; ``docs/statistics.md``).
-    df_method : {"satterthwaite", "normal"}, default "satterthwaite"
+    df_method : {"satterthwaite", "kenward-roger", "normal"}, default "satterthwaite"
         Reference distribution of each fixed effect's t statistic:
         Satterthwaite's degrees of freedom, as lmerTest computes them
-        (:mod:`brainres.stats.mixed_df`), or the normal (Wald z, infinite df).
-        A slope that varies between few subjects has few df.
+        (:mod:`brainres.stats.mixed_df`); Kenward-Roger's, which also widen
+        the standard error for the estimated variance components (as
+        pbkrtest; REML only, and designs with up to 6,000 random-effect
+        columns); or the normal (Wald z, infinite df). A slope that varies
+        between few subjects has few df.
     ci_level : float, default 0.95
         Intervals ``estimate +- t(df) se`` from the model's standard errors.
 
@@ -165,21 +172,29 @@ def rt_mixed_model(
                np.column_stack([np.ones(len(table))] + [table[name].to_numpy(dtype=float) for name in slopes]),
                ("Intercept", *slopes)),
     ]
-    if df_method not in ("satterthwaite", "normal"):
-        raise MixedModelError(f"df_method must be 'satterthwaite' or 'normal', got {df_method!r}")
+    if df_method not in DF_METHODS:
+        raise MixedModelError(f"df_method must be one of {list(DF_METHODS)}, got {df_method!r}")
+    if df_method == "kenward-roger" and not reml:
+        raise MixedModelError("df_method='kenward-roger' is defined for REML fits (reml=True)")
     try:
         model = CrossedModel(y, X, factors)
         fit = model.fit(reml=reml)
     except (np.linalg.LinAlgError, ValueError) as err:
         raise MixedModelError(f"the mixed model could not be fitted: {err}") from err
     terms = ["Intercept"] + names
+    beta_cov = fit.beta_cov
     if df_method == "satterthwaite":
         dfs = satterthwaite_df(model, fit.theta, reml=reml)
+    elif df_method == "kenward-roger":
+        try:
+            beta_cov, dfs = kenward_roger(X, factors, fit)
+        except ValueError as err:
+            raise MixedModelError(f"{err}; use df_method='satterthwaite'") from err
     else:
         dfs = np.full(len(terms), np.inf)
     rows = []
     for k, term in enumerate(terms):
-        estimate, se, df = float(fit.beta[k]), float(np.sqrt(fit.beta_cov[k, k])), float(dfs[k])
+        estimate, se, df = float(fit.beta[k]), float(np.sqrt(beta_cov[k, k])), float(dfs[k])
         t, critical = estimate / se, float(sps.t.ppf(1 - (1 - ci_level) / 2, df))
         rows.append({"term": term, "estimate": estimate, "se": se, "df": df, "t": t,
                      "p_value": float(2 * sps.t.sf(abs(t), df)),
@@ -241,7 +256,7 @@ def mixed_model_results(table: pd.DataFrame) -> list[StatResult]:
     ['mixed_model_slope[Intercept]', 'mixed_model_slope[m]']
     """
     results = []
-    satterthwaite = table.attrs.get("df_method") == "satterthwaite"
+    df_method = table.attrs.get("df_method", "normal")
     for row in table.dropna(subset=["se"]).itertuples():
         results.append(
             StatResult(
@@ -250,10 +265,10 @@ def mixed_model_results(table: pd.DataFrame) -> list[StatResult]:
                 ci_low=row.ci_low,
                 ci_high=row.ci_high,
                 ci_level=table.attrs.get("ci_level", 0.95),
-                interval="satterthwaite_t" if satterthwaite else "wald",
+                interval=INTERVAL_NAMES[df_method],
                 method=f"linear mixed model {table.attrs.get('formula', '')} "
                        f"({'REML' if table.attrs.get('reml', True) else 'ML'}, {ENGINE}; "
-                       + (f"t test with Satterthwaite's {row.df:.1f} df)" if satterthwaite else "Wald z test)"),
+                       + DF_METHODS[df_method].format(df=row.df) + ")",
                 p_value=row.p_value,
                 n=table.attrs.get("n_trials"),
                 extra={"se": row.se, "df": row.df, "converged": table.attrs.get("converged", True)},

@@ -4,7 +4,9 @@
 ``Rscript`` in a subprocess, so R is needed only where a test or benchmark
 compares with it (Debian: ``apt-get install r-cran-lme4``); :func:`lme4_available`
 says whether it is there. With ``satterthwaite=True`` it also reports lmerTest's
-Satterthwaite df (Debian: ``r-cran-lmertest``; :func:`lmertest_available`).
+Satterthwaite df (Debian: ``r-cran-lmertest``; :func:`lmertest_available`), and with
+``kenward_roger=True`` pbkrtest's Kenward-Roger SE and df through lmerTest (Debian:
+``r-cran-pbkrtest``; :func:`pbkrtest_available`; dense ``n x n``, so small designs only).
 """
 
 from __future__ import annotations
@@ -33,14 +35,16 @@ control <- if (args[5] == "tight") {
   lmerControl()
 }
 satterthwaite <- args[7] == "TRUE"
-if (satterthwaite) suppressPackageStartupMessages(library(lmerTest))
+kenward_roger <- args[8] == "TRUE"
+if (satterthwaite || kenward_roger) suppressPackageStartupMessages(library(lmerTest))
 times <- numeric(repeats)
 invisible(gc(reset = TRUE))
 for (i in seq_len(repeats)) {
-  # with satterthwaite the timed work includes lmerTest's df (what brainres' default does in its fit)
+  # the timed work includes lmerTest's df and pbkrtest's Kenward-Roger where asked (as brainres' fit does)
   times[i] <- system.time({
     fit <- lme4::lmer(f, data = d, REML = reml, control = control)
     if (satterthwaite) tests <- coef(summary(as_lmerModLmerTest(fit)))
+    if (kenward_roger) kr <- coef(summary(as_lmerModLmerTest(fit), ddf = "Kenward-Roger"))
   })[["elapsed"]]
 }
 usage <- gc()
@@ -65,32 +69,38 @@ out <- rbind(
 if (satterthwaite) {
   out <- rbind(out, data.frame(kind = "df", name = rownames(tests), value = unname(tests[, "df"])))
 }
+if (kenward_roger) {
+  out <- rbind(out, data.frame(kind = "kr_se", name = rownames(kr), value = unname(kr[, "Std. Error"])),
+               data.frame(kind = "kr_df", name = rownames(kr), value = unname(kr[, "df"])))
+}
 write.csv(out, args[6], row.names = FALSE)
 """
 
 
-@functools.cache
 def lme4_available() -> bool:
     """Whether ``Rscript`` runs and R's lme4 loads."""
-    if shutil.which("Rscript") is None:
-        return False
-    probe = subprocess.run(["Rscript", "-e", "suppressPackageStartupMessages(library(lme4))"],
-                           capture_output=True, timeout=120)
-    return probe.returncode == 0
+    return shutil.which("Rscript") is not None and _r_package_loads("lme4")
+
+
+def lmertest_available() -> bool:
+    """Whether R's lmerTest loads (for the Satterthwaite df)."""
+    return lme4_available() and _r_package_loads("lmerTest")
+
+
+def pbkrtest_available() -> bool:
+    """Whether R's lmerTest and pbkrtest load (for Kenward-Roger's SE and df)."""
+    return lmertest_available() and _r_package_loads("pbkrtest")
 
 
 @functools.cache
-def lmertest_available() -> bool:
-    """Whether R's lmerTest loads (for the Satterthwaite df)."""
-    if not lme4_available():
-        return False
-    probe = subprocess.run(["Rscript", "-e", "suppressPackageStartupMessages(library(lmerTest))"],
+def _r_package_loads(package: str) -> bool:
+    probe = subprocess.run(["Rscript", "-e", f"suppressPackageStartupMessages(library({package}))"],
                            capture_output=True, timeout=120, check=False)
     return probe.returncode == 0
 
 
 def fit_lme4(y, subject, stimulus, predictors: pd.DataFrame, *, reml=True, random_slopes=(), repeats=1,
-             tight=False, satterthwaite=False, timeout=3600) -> dict:
+             tight=False, satterthwaite=False, kenward_roger=False, timeout=3600) -> dict:
     """Fit ``y ~ predictors + (1 + slopes | subject) + (1 | stimulus)`` with lme4's ``lmer``.
 
     Parameters
@@ -107,11 +117,15 @@ def fit_lme4(y, subject, stimulus, predictors: pd.DataFrame, *, reml=True, rando
     repeats : int
         Fits timed in the same R session (``system.time`` around ``lmer``,
         model frame construction included, R's start and the CSV read not;
-        with ``satterthwaite`` lmerTest's df too).
+        with ``satterthwaite`` lmerTest's df too, with ``kenward_roger``
+        pbkrtest's adjustment).
     tight : bool
         Tighter optimiser tolerances than lme4's defaults (peer tests).
     satterthwaite : bool
         Also report lmerTest's Satterthwaite df of each fixed effect (``df``).
+    kenward_roger : bool
+        Also report Kenward-Roger's adjusted SE and df (``kr_se``, ``kr_df``;
+        pbkrtest through lmerTest, REML fits).
 
     Returns
     -------
@@ -122,7 +136,7 @@ def fit_lme4(y, subject, stimulus, predictors: pd.DataFrame, *, reml=True, rando
         (one per repeat), ``memory_mb`` (R's "max used"), ``warnings``
         (the number of lme4 convergence messages) and ``n_evaluations``
         (deviance evaluations of lme4's optimiser); with ``satterthwaite``
-        also ``df`` by term.
+        also ``df`` by term; with ``kenward_roger`` ``kr_se`` and ``kr_df``.
     """
     predictors = pd.DataFrame(predictors).reset_index(drop=True)
     frame = pd.concat([pd.DataFrame({"y": np.asarray(y, dtype=float), "subject": np.asarray(subject).astype(str),
@@ -135,7 +149,7 @@ def fit_lme4(y, subject, stimulus, predictors: pd.DataFrame, *, reml=True, rando
         script.write_text(_SCRIPT)
         run = subprocess.run(["Rscript", str(script), str(data), formula, "TRUE" if reml else "FALSE",
                               str(int(repeats)), "tight" if tight else "default", str(output),
-                              "TRUE" if satterthwaite else "FALSE"],
+                              "TRUE" if satterthwaite else "FALSE", "TRUE" if kenward_roger else "FALSE"],
                              capture_output=True, text=True, timeout=timeout)
         if run.returncode != 0:
             raise RuntimeError(f"lmer failed (exit {run.returncode}): {run.stderr[-2000:]}")
@@ -149,4 +163,5 @@ def fit_lme4(y, subject, stimulus, predictors: pd.DataFrame, *, reml=True, rando
         "warnings": int(result["converged"]["messages"]), "formula": formula,
         "n_evaluations": int(result["evaluations"]["feval"]),
         **({"df": result["df"]} if satterthwaite else {}),
+        **({"kr_se": result["kr_se"], "kr_df": result["kr_df"]} if kenward_roger else {}),
     }

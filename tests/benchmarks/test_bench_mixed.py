@@ -6,7 +6,8 @@ CIFAR-10H-like sparse design (500,000 trials, 2,571 annotators, 10,000
 images, 50 annotators per image, about 194 images per annotator), both with
 random intercepts only, the formula lme4 fits beside it; on the cue-conflict
 trials also ``time-vs-rt``'s default (random slopes by subject, Satterthwaite's
-df) against ``lmer`` with the same slopes plus lmerTest's df. lme4 runs
+df) against ``lmer`` with the same slopes plus lmerTest's df; and Kenward-Roger's adjustment against
+pbkrtest's (through lmerTest) on the calibration's 10 subjects x 160 stimuli. lme4 runs
 through ``Rscript`` (``apt-get install r-cran-lme4 r-cran-lmertest``); without
 it the lme4 column is skipped. Each prints both times, their ratio and the spread over
 repeats, and the largest relative difference between the estimates; nothing
@@ -20,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -86,6 +88,39 @@ def test_cue_conflict_fit_against_lme4(data_root):
               f"  time ratio brainres / lme4 (medians): {ratio:.2f}x (goal: at most 1x)\n"
               f"  largest relative difference of estimates, SEs and variances: {_largest_difference(table, peer):.1e}")
         assert table.attrs["converged"]
+
+
+@needs_r
+def test_kenward_roger_against_pbkrtest():
+    from brainres.stats.mixed_lme4 import fit_lme4, pbkrtest_available
+
+    if not pbkrtest_available():
+        pytest.skip("R's pbkrtest is not installed (Debian: apt-get install r-cran-pbkrtest)")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "docs" / "experiments"))
+    from calibrate_trials import mixed_study
+
+    trials, measure = mixed_study(np.random.default_rng(0), n_subjects=10, n_stimuli=160, slope=0.05,
+                                  subject_slope_sd=0.03)
+    repeats = 3
+    rt_mixed_model(trials, measure, df_method="kenward-roger")  # first call: imports
+    ours = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        table = rt_mixed_model(trials, measure, df_method="kenward-roger")
+        ours.append(time.perf_counter() - started)
+    per_trial = pd.DataFrame({"model_time_z": measure.reindex(trials["stimulus_id"]).to_numpy()})
+    peer = fit_lme4(np.log(trials["rt"].to_numpy()), trials["subject"], trials["stimulus_id"], per_trial,
+                    random_slopes=["model_time_z"], kenward_roger=True, repeats=repeats)
+    rows = table.set_index("term")
+    difference = max(abs(rows.loc[term, column] - peer[key][term]) / peer[key][term]
+                     for term in ("Intercept", "model_time_z") for column, key in (("se", "kr_se"), ("df", "kr_df")))
+    print(f"\n[benchmark] Kenward-Roger, log(rt) ~ model_time_z + (1 + model_time_z|subject) + (1|stimulus), REML, "
+          f"{len(trials):,} trials (10 subjects x 160 stimuli, simulated)\n"
+          f"  brainres rt_mixed_model(df_method='kenward-roger'): {_spread(ours)}\n"
+          f"  lme4 lmer + pbkrtest via lmerTest summary(ddf = 'Kenward-Roger'): {_spread(peer['seconds'])}\n"
+          f"  time ratio brainres / pbkrtest (medians): {np.median(ours) / np.median(peer['seconds']):.3f}x\n"
+          f"  largest relative difference of the SEs and df: {difference:.1e}")
+    assert table.attrs["converged"]
 
 
 def _cifar10h_like(seed=0, n_annotators=2571, n_images=10_000, per_image=50, slope_sd=0.0):

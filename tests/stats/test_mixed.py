@@ -179,7 +179,67 @@ def test_satterthwaite_df_follow_the_information_about_each_effect():
     plain = rt_mixed_model(varying, measures, random_slopes=False).set_index("term")
     assert 45 < plain.loc["m0", "df"] <= 60
     with pytest.raises(MixedModelError, match="df_method"):
-        rt_mixed_model(varying, measures, df_method="kenward-roger")
+        rt_mixed_model(varying, measures, df_method="kenward_roger")
+
+
+def _kenward_roger_dense(trials, measure, table):
+    """Kenward & Roger (1997) from their formulas with every n x n matrix formed (independent of mixed_df)."""
+    log_rt = np.log(trials["rt"].to_numpy())
+    x = measure.reindex(trials["stimulus_id"]).to_numpy()
+    n = log_rt.size
+    X = np.column_stack([np.ones(n), x])
+    rows = table.set_index("term")["estimate"]
+    subject = pd.get_dummies(trials["subject"]).to_numpy(float)
+    stimulus = pd.get_dummies(trials["stimulus_id"]).to_numpy(float)
+    slope_columns = subject * x[:, None]
+    name = measure.name
+    covariance = rows[f"cor(Intercept, {name} | subject)"] * np.sqrt(rows["var(subject)"]
+                                                                     * rows[f"var({name} | subject)"])
+    G = [stimulus @ stimulus.T, subject @ subject.T, subject @ slope_columns.T + slope_columns @ subject.T,
+         slope_columns @ slope_columns.T, np.eye(n)]
+    s = [rows["var(stimulus_id)"], rows["var(subject)"], covariance, rows[f"var({name} | subject)"],
+         rows["var(residual)"]]
+    V_inv = np.linalg.inv(sum(value * Gi for value, Gi in zip(s, G)))
+    phi = np.linalg.inv(X.T @ V_inv @ X)
+    projection = V_inv - V_inv @ X @ phi @ X.T @ V_inv
+    P = [-X.T @ V_inv @ Gi @ V_inv @ X for Gi in G]
+    information = np.array([[np.trace(projection @ Gi @ projection @ Gj) for Gj in G] for Gi in G])
+    W = 2 * np.linalg.inv(information)
+    Q = [[X.T @ V_inv @ Gi @ V_inv @ Gj @ V_inv @ X for Gj in G] for Gi in G]
+    adjustment = sum(W[i, j] * (Q[i][j] - P[i] @ phi @ P[j]) for i in range(5) for j in range(5))
+    phi_adjusted = phi + 2 * phi @ adjustment @ phi
+    a = np.array([np.diag(phi @ Pi @ phi) for Pi in P]) / np.diag(phi)
+    return np.sqrt(np.diag(phi_adjusted)), 2 / np.einsum("ik,ij,jk->k", a, W, a)
+
+
+def test_kenward_roger_equals_its_formulas_with_dense_matrices():
+    # An incomplete design with subjects' slopes that differ; the test forms V, P~, P_i and Q_ij outright.
+    trials, measures = _design(41, 9, 30, keep=0.85, slope_sd=0.08)
+    measure = measures["m0"]
+    table = rt_mixed_model(trials, measure, df_method="kenward-roger")
+    expected_se, expected_df = _kenward_roger_dense(trials, measure, table)
+    rows = table.set_index("term")
+    np.testing.assert_allclose(rows.loc[["Intercept", "m0"], "se"], expected_se, rtol=1e-8)
+    np.testing.assert_allclose(rows.loc[["Intercept", "m0"], "df"], expected_df, rtol=1e-8)
+    # It widens the Wald SE for the estimated variances, and its interval is estimate +- t(df) se.
+    wald = rt_mixed_model(trials, measure, df_method="normal").set_index("term")
+    assert rows.loc["m0", "se"] > wald.loc["m0", "se"]
+    row = rows.loc["m0"]
+    critical = sps.t.ppf(0.975, row["df"])
+    assert row["ci_low"] == pytest.approx(row["estimate"] - critical * row["se"], rel=1e-12)
+    result = mixed_model_results(table)[1]
+    assert result.interval == "kenward_roger_t" and f"Kenward-Roger's adjusted SE and {row['df']:.1f} df" in result.method
+
+
+def test_kenward_roger_is_refused_where_it_is_not_defined_or_too_large(monkeypatch):
+    from brainres.stats import mixed_df
+
+    trials, measures = _design(42, 6, 20)
+    with pytest.raises(MixedModelError, match="REML"):
+        rt_mixed_model(trials, measures["m0"], df_method="kenward-roger", reml=False)
+    monkeypatch.setattr(mixed_df, "KENWARD_ROGER_MAX_COLUMNS", 25)  # 6 x 2 subject columns + 20 stimuli = 32
+    with pytest.raises(MixedModelError, match="32 x 32.*satterthwaite"):
+        rt_mixed_model(trials, measures["m0"], df_method="kenward-roger")
 
 
 def test_missed_trials_are_dropped_and_counted():
@@ -374,6 +434,31 @@ def test_singular_fits_equal_lme4(random_slopes):
         if "df" in peer:  # Satterthwaite at the boundary: the flat directions are left out, as lmerTest does
             assert rows.loc[term, "df"] == pytest.approx(peer["df"][term], rel=TOLERANCE)
     assert table.attrs["log_likelihood"] == pytest.approx(peer["loglik"], rel=TOLERANCE)
+
+
+@needs_r
+@pytest.mark.parametrize("case", ["slopes that differ", "singular"])
+def test_kenward_roger_equals_pbkrtest(case):
+    from brainres.stats.mixed_lme4 import fit_lme4, pbkrtest_available
+
+    if not pbkrtest_available():
+        pytest.skip("R's pbkrtest is not installed (Debian: apt-get install r-cran-pbkrtest)")
+    # Small designs: pbkrtest forms n x n matrices.
+    if case == "singular":
+        trials, measures = _design(43, 8, 25, keep=0.9)  # no slope variation: its variance ends at zero
+    else:
+        trials, measures = _design(44, 10, 30, keep=0.8, slope_sd=0.08)
+    table = rt_mixed_model(trials, measures["m0"], df_method="kenward-roger")
+    peer = fit_lme4(np.log(trials["rt"].to_numpy()), trials["subject"], trials["stimulus_id"],
+                    measures[["m0"]].reindex(trials["stimulus_id"]).reset_index(drop=True), tight=True,
+                    random_slopes=["m0"], kenward_roger=True)
+    rows = table.set_index("term")
+    differences = {f"{kind}[{term}]": _relative(rows.loc[term, column], peer[key][term])
+                   for term in ("Intercept", "m0") for kind, column, key in (("se", "se", "kr_se"),
+                                                                              ("df", "df", "kr_df"))}
+    print(f"\n[pbkrtest peer] {case}: largest relative difference {max(differences.values()):.2e}")
+    assert table.attrs["singular"] == (case == "singular")
+    assert max(differences.values()) < TOLERANCE, differences
 
 
 @needs_r
