@@ -14,7 +14,9 @@ comparisons report"). Coverage is given with its Clopper-Pearson 95 % interval
     dropped at random. Estimand: ``beta``, the mean slope over the population of subjects. The same trials
     are also fitted as ``time-vs-rt`` fitted them until 27 Nov 2026 (random intercepts only, normal
     quantile), with Kenward-Roger's adjusted SE and df, and the first fit's SE is also scored with a normal
-    quantile, for comparison (not claimed).
+    quantile, for comparison (not claimed). For time-vs-rt's fit each cell ends with a comment line: coverage
+    among the studies whose fit ended with a variance at zero and among the others, the SD of the estimates
+    against the RMS standard error, the misses on each side and the median df.
 
 ``partial``: ``partial_correlation`` of the model's seed mean with the subjects' mean RT, controlling
     for the subjects' mean accuracy (``control_accuracy=True``; analytic Fisher z interval with
@@ -109,7 +111,7 @@ def calibrate_mixed(*, studies, n_subjects, n_stimuli, slope, subject_slope_sd=0
     # Kenward-Roger costs about 10 s a study at 50 x 2,000 (dense over the 2,100 random-effect columns)
     fits = [fit for fit in MIXED_FITS if kenward_roger or fit[2].get("df_method") != "kenward-roger"]
     scores = _Scores(design, {estimand: slope for _, estimand, _, _ in fits})
-    singular = {True: [], False: []}
+    singular, spread = {True: [], False: []}, []
     for index in range(studies):
         trials, measure = mixed_study(rng, n_subjects=n_subjects, n_stimuli=n_stimuli, slope=slope,
                                       subject_slope_sd=subject_slope_sd)
@@ -119,9 +121,12 @@ def calibrate_mixed(*, studies, n_subjects, n_stimuli, slope, subject_slope_sd=0
             if fit_key not in fitted:
                 table = rt_mixed_model(trials, measure, **options)
                 fitted[fit_key] = _slope(table)
-                if not options:  # time-vs-rt's fit: how its misses relate to a variance estimated at zero
-                    covered = fitted[fit_key]["ci_low"] <= slope <= fitted[fit_key]["ci_high"]
+                if not options:  # time-vs-rt's fit: where it misses, and whether its SE matches the spread
+                    default = fitted[fit_key]
+                    covered = default["ci_low"] <= slope <= default["ci_high"]
                     singular[table.attrs["singular"]].append(covered)
+                    spread.append((default["estimate"], default["se"], default["df"],
+                                   default["ci_high"] < slope, default["ci_low"] > slope))
             row = fitted[fit_key]
             low, high = row["ci_low"], row["ci_high"]
             if normal_quantile:
@@ -129,9 +134,13 @@ def calibrate_mixed(*, studies, n_subjects, n_stimuli, slope, subject_slope_sd=0
                 low, high = row["estimate"] - half, row["estimate"] + half
             scores.add((interval, estimand), low, high, row["estimate"])
         scores.progress(index, studies, progress)
+    estimate, se, df, below, above = np.array(spread).T
     print(f"<!-- {key}, time-vs-rt's fit: " + "; ".join(
         f"{len(hits)} studies {'with' if at_zero else 'without'} a variance estimated at zero, coverage "
-        f"{np.mean(hits):.3f}" for at_zero, hits in singular.items() if hits) + " -->", flush=True)
+        f"{np.mean(hits):.3f}" for at_zero, hits in singular.items() if hits)
+        + f"; SD of the estimates {estimate.std(ddof=1):.5f}, RMS standard error {np.sqrt(np.mean(se**2)):.5f}, "
+          f"misses below {int(below.sum())} and above {int(above.sum())}, median df {np.median(df):.1f} -->",
+          flush=True)
     return scores.rows()
 
 
