@@ -6,7 +6,8 @@ measures by subject, fitted by (RE)ML as lme4 fits it: the profiled deviance
 is minimised over the relative covariance parameters, with the penalised
 least-squares solve done by blocks (see :mod:`brainres.stats.mixed_fit`).
 Estimates, standard errors and variance components equal lme4's ``lmer`` to
-better than 1e-4, and the t tests' Satterthwaite df equal lmerTest's (tests);
+better than 1e-4, the t tests' Satterthwaite df equal lmerTest's and the
+optional Kenward-Roger SEs and df pbkrtest's (tests);
 the fit is faster than ``lmer``'s (benchmarks).
 """
 

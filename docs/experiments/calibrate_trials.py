@@ -34,6 +34,8 @@ comparisons report"). Coverage is given with its Clopper-Pearson 95 % interval
     nice -n 19 python docs/experiments/calibrate_trials.py --part mixed --studies 500 --progress 50
     python docs/experiments/calibrate_trials.py --part mixed --studies 100 --cells 9,10,11 --without-kenward-roger
     python docs/experiments/calibrate_trials.py --part fitter-starts --studies 100 --cells 2,1,6
+    python docs/experiments/calibrate_trials.py --part lme4-peer --studies 100 --cells 5
+        # time-vs-rt's fit against lme4 + lmerTest on the cell's own draws (needs R)
         # the committed fitter against a single start from lme4's slope value, on the cells' own draws
     nice -n 19 python docs/experiments/calibrate_trials.py --part partial --studies 500 --progress 50
 
@@ -108,7 +110,7 @@ def calibrate_mixed(*, studies, n_subjects, n_stimuli, slope, subject_slope_sd=0
     rng = np.random.default_rng(cell_seed(seed, *key))
     design = {"design": f"{n_subjects} subjects x {n_stimuli} stimuli, {MISSING:.0%} missing, subjects' slopes SD "
                         f"{subject_slope_sd}", "rho": slope, "method": "REML", "measure": "log rt"}
-    # Kenward-Roger costs about 10 s a study at 50 x 2,000 (dense over the 2,100 random-effect columns)
+    # Kenward-Roger costs about 8 s a study at 50 x 2,000 (dense over the 2,100 random-effect columns)
     fits = [fit for fit in MIXED_FITS if kenward_roger or fit[2].get("df_method") != "kenward-roger"]
     scores = _Scores(design, {estimand: slope for _, estimand, _, _ in fits})
     singular, spread = {True: [], False: []}, []
@@ -178,6 +180,32 @@ def compare_fitter_starts(*, studies, n_subjects, n_stimuli, slope, subject_slop
     print(f"<!-- {key}: {studies} studies; interval moved (> 1e-6) in {moved}, largest move {worst:.1e}; coverage hits "
           f"that differ {flips}; log-likelihood gain of the committed fitter: largest {gaps.max():.3g}, smallest "
           f"{gaps.min():.3g} -->", flush=True)
+    return []
+
+
+def compare_with_lme4(*, studies, n_subjects, n_stimuli, slope, subject_slope_sd=0.0, seed=0, **_):
+    """time-vs-rt's fit against lme4 + lmerTest (tight tolerances) on a cell's own draws: the largest relative
+    differences of the slope's estimate, SE and Satterthwaite df and of the log-likelihood (needs R)."""
+    from brainres.stats.mixed_lme4 import fit_lme4
+
+    key = (n_subjects, n_stimuli, slope) + ((subject_slope_sd,) if subject_slope_sd else ())
+    rng = np.random.default_rng(cell_seed(seed, *key))
+    worst = {"estimate": 0.0, "se": 0.0, "df": 0.0, "log_likelihood": 0.0}
+    for _ in range(studies):
+        trials, measure = mixed_study(rng, n_subjects=n_subjects, n_stimuli=n_stimuli, slope=slope,
+                                      subject_slope_sd=subject_slope_sd)
+        table = rt_mixed_model(trials, measure)
+        ours = _slope(table)
+        peer = fit_lme4(np.log(trials["rt"].to_numpy()), trials["subject"], trials["stimulus_id"],
+                        pd.DataFrame({"model_time_z": measure.reindex(trials["stimulus_id"]).to_numpy()}),
+                        random_slopes=["model_time_z"], satterthwaite=True, tight=True)
+        pairs = {"estimate": (ours["estimate"], peer["fixef"]["model_time_z"]),
+                 "se": (ours["se"], peer["se"]["model_time_z"]), "df": (ours["df"], peer["df"]["model_time_z"]),
+                 "log_likelihood": (table.attrs["log_likelihood"], peer["loglik"])}
+        for name, (mine, theirs) in pairs.items():
+            worst[name] = max(worst[name], abs(mine - theirs) / abs(theirs))
+    print(f"<!-- {key}: {studies} studies against lme4 + lmerTest; largest relative difference: "
+          + ", ".join(f"{name} {value:.1e}" for name, value in worst.items()) + " -->", flush=True)
     return []
 
 
@@ -275,7 +303,7 @@ def format_row(row) -> str:
 
 HEADER = ("| design | measure | rho / slope | method | interval | estimand (true value) | mean estimate "
           "| coverage [95% CI] | mean width | studies |\n|---|---|---|---|---|---|---|---|---|---|")
-PARTS = {"mixed": (MIXED_CELLS, calibrate_mixed),
+PARTS = {"mixed": (MIXED_CELLS, calibrate_mixed), "lme4-peer": (MIXED_CELLS, compare_with_lme4),
          "fitter-starts": (MIXED_CELLS, compare_fitter_starts),
          "partial": (PARTIAL_CELLS, calibrate_partial)}
 

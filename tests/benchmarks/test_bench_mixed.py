@@ -7,7 +7,8 @@ images, 50 annotators per image, about 194 images per annotator), both with
 random intercepts only, the formula lme4 fits beside it; on the cue-conflict
 trials also ``time-vs-rt``'s default (random slopes by subject, Satterthwaite's
 df) against ``lmer`` with the same slopes plus lmerTest's df; and Kenward-Roger's adjustment against
-pbkrtest's (through lmerTest) on the calibration's 10 subjects x 160 stimuli. lme4 runs
+pbkrtest's (through lmerTest) on the calibration's 10 subjects x 160 stimuli, and its cost beside the
+default on the cue-conflict trials and a simulated 50 x 2,000 design, where pbkrtest cannot run. lme4 runs
 through ``Rscript`` (``apt-get install r-cran-lme4 r-cran-lmertest``); without
 it the lme4 column is skipped. Each prints both times, their ratio and the spread over
 repeats, and the largest relative difference between the estimates; nothing
@@ -121,6 +122,42 @@ def test_kenward_roger_against_pbkrtest():
           f"  time ratio brainres / pbkrtest (medians): {np.median(ours) / np.median(peer['seconds']):.3f}x\n"
           f"  largest relative difference of the SEs and df: {difference:.1e}")
     assert table.attrs["converged"]
+
+
+@pytest.mark.needs_data
+def test_kenward_roger_cost_beside_satterthwaite(data_root):
+    # pbkrtest cannot run at these sizes (n x n matrices); the peer is brainres' own default on the same trials.
+    from brainres.data.registry import load_dataset
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "docs" / "experiments"))
+    from calibrate_trials import mixed_study
+
+    ds = load_dataset("geirhos2021-cue-conflict")
+    cue = pd.DataFrame({"rt": ds["rt"].values, "subject": ds["subject"].values.astype(str),
+                        "stimulus_id": ds["stimulus_id"].values.astype(str), "correct": ds["correct"].values})
+    cue = cue.dropna(subset=["rt"]).reset_index(drop=True)
+    accuracy = cue.groupby("stimulus_id")["correct"].mean()
+    designs = [("geirhos2021-cue-conflict", cue, ((accuracy - accuracy.mean()) / accuracy.std()).rename("model_time_z"),
+                3)]
+    designs.append(("simulated 50 subjects x 2,000 stimuli (the calibration's cell 11)",
+                    *mixed_study(np.random.default_rng(0), n_subjects=50, n_stimuli=2000, slope=0.05,
+                                 subject_slope_sd=0.03), 1))
+    for label, trials, measure, repeats in designs:
+        times, slopes = {}, {}
+        for method in ("satterthwaite", "kenward-roger"):
+            times[method] = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                table = rt_mixed_model(trials, measure, df_method=method)
+                times[method].append(time.perf_counter() - started)
+            slopes[method] = table.set_index("term").loc["model_time_z"]
+        print(f"\n[benchmark] df_method='kenward-roger' against the default, {label}, {len(trials):,} trials\n"
+              f"  Satterthwaite: {_spread(times['satterthwaite'])}; slope SE {slopes['satterthwaite']['se']:.6f}, "
+              f"df {slopes['satterthwaite']['df']:.3f}\n"
+              f"  Kenward-Roger: {_spread(times['kenward-roger'])}; slope SE {slopes['kenward-roger']['se']:.6f}, "
+              f"df {slopes['kenward-roger']['df']:.3f}\n"
+              f"  time ratio Kenward-Roger / Satterthwaite (medians): "
+              f"{np.median(times['kenward-roger']) / np.median(times['satterthwaite']):.1f}x")
 
 
 def _cifar10h_like(seed=0, n_annotators=2571, n_images=10_000, per_image=50, slope_sd=0.0):

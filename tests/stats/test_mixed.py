@@ -231,6 +231,22 @@ def test_kenward_roger_equals_its_formulas_with_dense_matrices():
     assert result.interval == "kenward_roger_t" and f"Kenward-Roger's adjusted SE and {row['df']:.1f} df" in result.method
 
 
+def test_at_a_zero_slope_variance_kenward_roger_gives_fewer_df_than_satterthwaite():
+    # No slope variation simulated: the slope variance ends at zero. Satterthwaite leaves that flat direction
+    # out (as lmerTest); Kenward-Roger's expected information keeps the component (as pbkrtest), so its df
+    # are fewer and its interval the wider one (why it is the more conservative where subjects share a slope).
+    trials, measure = _trials(seed=0, n_subjects=8, n_stimuli=40, slope=0.1)
+    tables = {method: rt_mixed_model(trials, measure, df_method=method) for method in ("satterthwaite",
+                                                                                      "kenward-roger")}
+    assert all(table.attrs["singular"] for table in tables.values())
+    rows = {method: table.set_index("term").loc["halting_step"] for method, table in tables.items()}
+    print(f"\n[df at a zero slope variance] Satterthwaite {rows['satterthwaite']['df']:.1f}, "
+          f"Kenward-Roger {rows['kenward-roger']['df']:.1f}")
+    assert rows["kenward-roger"]["df"] < 0.8 * rows["satterthwaite"]["df"]
+    width = {method: row["ci_high"] - row["ci_low"] for method, row in rows.items()}
+    assert width["kenward-roger"] > width["satterthwaite"]
+
+
 def test_kenward_roger_is_refused_where_it_is_not_defined_or_too_large(monkeypatch):
     from brainres.stats import mixed_df
 
