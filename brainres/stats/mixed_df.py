@@ -27,7 +27,13 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse
 
-from brainres.stats.mixed_fit import LOG_2PI, CrossedModel, FitResult
+from brainres.stats.mixed_fit import (
+    LOG_2PI,
+    CrossedModel,
+    FitResult,
+    finite_difference_steps,
+    finite_differences,
+)
 
 # Eigenvalues of the deviance's Hessian below this share of the largest are treated as flat directions
 # (a variance at its boundary, where the deviance is even in theta): their parameters are not estimated
@@ -75,8 +81,8 @@ def satterthwaite_df(model: CrossedModel, theta, reml: bool = True) -> np.ndarra
         R_inv = np.linalg.inv(R_XX)
         return values[-1] ** 2 * np.sum(R_inv**2, axis=0)  # diag of sigma^2 (R R')^-1
 
-    h = 2e-4 * np.maximum(np.abs(varpar), 0.05)
-    hessian = _central_hessian(deviance, varpar, h)
+    h = finite_difference_steps(varpar)
+    _, hessian = finite_differences(deviance, varpar, deviance(varpar), cross="central")
     eigenvalues, eigenvectors = np.linalg.eigh((hessian + hessian.T) / 2)
     kept = eigenvalues > FLAT_EIGENVALUE * max(eigenvalues.max(), 0.0)
     covariance = 2 * (eigenvectors[:, kept] / eigenvalues[kept]) @ eigenvectors[:, kept].T
@@ -90,20 +96,6 @@ def satterthwaite_df(model: CrossedModel, theta, reml: bool = True) -> np.ndarra
     with np.errstate(divide="ignore"):
         df = np.where(spread > 0, 2 * variance**2 / spread, np.inf)
     return np.minimum(df, n - p)
-
-
-def _central_hessian(function, x, h):
-    """Hessian by central differences: ``(f(+a+c) - f(+a-c) - f(-a+c) + f(-a-c)) / (4 h_a h_c)`` off the diagonal."""
-    k = x.size
-    value = function(x)
-    hessian = np.empty((k, k))
-    steps = np.diag(h)
-    for a in range(k):
-        hessian[a, a] = (function(x + steps[a]) - 2 * value + function(x - steps[a])) / h[a] ** 2
-        for c in range(a):
-            corners = [function(x + sa * steps[a] + sc * steps[c]) for sa, sc in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
-            hessian[a, c] = hessian[c, a] = (corners[0] - corners[1] - corners[2] + corners[3]) / (4 * h[a] * h[c])
-    return hessian
 
 
 # Kenward-Roger needs dense matrices over all random-effect columns (their cross products under V^-1): above
@@ -158,58 +150,16 @@ def kenward_roger(X, factors, fit: FitResult) -> tuple[np.ndarray, np.ndarray]:
         More than ``KENWARD_ROGER_MAX_COLUMNS`` random-effect columns.
     """
     X = np.asarray(X, dtype=float)
-    n, p = X.shape
-    sigma2 = fit.sigma2
-    groups, weights = [], []  # per (factor, term): its Z block's values; and U's
-    for factor in factors:
-        relative = fit.covariances[factor.name] / sigma2
-        values, vectors = np.linalg.eigh(relative)
-        root = vectors * np.sqrt(np.clip(values, 0.0, None))  # root @ root.T == relative, singular or not
-        u_values = factor.z @ root
-        for a in range(factor.q):
-            groups.append((factor, factor.z[:, a]))
-            weights.append((factor, u_values[:, a]))
-    q = sum(factor.n_levels for factor, _ in groups)
-    if q > KENWARD_ROGER_MAX_COLUMNS:
-        raise ValueError(f"Kenward-Roger needs dense {q} x {q} matrices (one column per random effect); "
-                         f"it is computed up to {KENWARD_ROGER_MAX_COLUMNS} columns")
-    Z, U = (_indicator_columns(n, blocks) for blocks in (groups, weights))
-    Y = scipy.sparse.hstack([scipy.sparse.csr_matrix(X), Z]).tocsr()
-    cross = (Y.T @ Y).toarray()
-    YU = (Y.T @ U).toarray()
-    UU = (U.T @ U).toarray()
-    factor_M = scipy.linalg.cho_factor(np.eye(UU.shape[0]) + UU)
-    H = scipy.linalg.cho_solve(factor_M, YU.T)  # M^-1 U' Y
-    S1 = (cross - YU @ H) / sigma2  # Y' V^-1 Y
-    S2 = (cross - YU @ H - H.T @ YU.T + H.T @ UU @ H) / sigma2**2  # Y' V^-2 Y
-    S1, S2 = (S1 + S1.T) / 2, (S2 + S2.T) / 2
-    x = slice(0, p)
-    phi = np.linalg.inv(S1[x, x])
-    VX = (X - U @ H[:, x]) / sigma2  # V^-1 X
-    UVX = U.T @ VX
-    X_V3_X = (VX.T @ VX - UVX.T @ scipy.linalg.cho_solve(factor_M, UVX)) / sigma2
-    M_inv_UU = scipy.linalg.cho_solve(factor_M, UU)
-    trace_V2 = (n - 2 * np.trace(M_inv_UU) + np.sum(M_inv_UU * M_inv_UU.T)) / sigma2**2
-    # Z' P~ Z and Z' P~^2 Z (P~ = V^-1 - V^-1 X Phi X' V^-1), and tr(P~^2).
-    zs = slice(p, None)
-    S1_xz, S2_xz = S1[x, zs], S2[x, zs]
-    K1 = S1[zs, zs] - S1_xz.T @ phi @ S1_xz
-    K2 = (S2[zs, zs] - S2_xz.T @ phi @ S1_xz - S1_xz.T @ phi @ S2_xz
-          + S1_xz.T @ phi @ S2[x, x] @ phi @ S1_xz)
-    trace_P2 = trace_V2 - 2 * np.trace(phi @ X_V3_X) + np.sum((phi @ S2[x, x]) * (phi @ S2[x, x]).T)
-
-    # Variance components: each factor's (a, b), b <= a, as G = Z_a Z_b' (+ Z_b Z_a'), then the residual (None).
+    p = X.shape[1]
+    groups, products = _products_under_v_inverse(X, factors, fit)
+    S1, S2, K1, K2 = products["S1"], products["S2"], products["K1"], products["K2"]
+    phi, X_V3_X, trace_P2 = products["phi"], products["X_V3_X"], products["trace_P2"]
+    x, zs = slice(0, p), slice(p, None)
     edges = np.cumsum([0] + [factor.n_levels for factor, _ in groups])
     block = [slice(edges[g], edges[g + 1]) for g in range(len(groups))]
-    components, first = [], 0
-    for factor in factors:
-        for a in range(factor.q):
-            for b in range(a + 1):
-                components.append([(first + a, first + b)] + ([(first + b, first + a)] if a != b else []))
-        first += factor.q
-    components.append(None)
+    components = _variance_components(factors)
     E = [S1[x, zs][:, block[g]] for g in range(len(groups))]  # X' V^-1 Z_g
-    E2 = [S2_xz[:, block[g]] for g in range(len(groups))]  # X' V^-2 Z_g
+    E2 = [S2[x, zs][:, block[g]] for g in range(len(groups))]  # X' V^-2 Z_g
     S1_zz = S1[zs, zs]
 
     def P(i):
@@ -249,6 +199,70 @@ def kenward_roger(X, factors, fit: FitResult) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(divide="ignore"):
         df = np.where(spread > 0, 2 / spread, np.inf)
     return phi_adjusted, df
+
+
+def _products_under_v_inverse(X, factors, fit):
+    """The cross products Kenward-Roger needs, through ``V^-1 = sigma^-2 (I - U M^-1 U')``, never ``n x n``.
+
+    Returns the (factor, term) groups of random-effect columns, in the order of ``Z``'s columns, and a dict:
+    ``S1 = Y' V^-1 Y`` and ``S2 = Y' V^-2 Y`` over ``Y = [X, Z]``, ``phi = (X' V^-1 X)^-1``, ``X_V3_X = X' V^-3 X``,
+    ``K1 = Z' P~ Z``, ``K2 = Z' P~^2 Z`` and ``trace_P2 = tr(P~^2)``.
+    """
+    n, p = X.shape
+    sigma2 = fit.sigma2
+    groups, weights = [], []  # per (factor, term): its Z block's values; and U's
+    for factor in factors:
+        relative = fit.covariances[factor.name] / sigma2
+        values, vectors = np.linalg.eigh(relative)
+        root = vectors * np.sqrt(np.clip(values, 0.0, None))  # root @ root.T == relative, singular or not
+        u_values = factor.z @ root
+        for a in range(factor.q):
+            groups.append((factor, factor.z[:, a]))
+            weights.append((factor, u_values[:, a]))
+    q = sum(factor.n_levels for factor, _ in groups)
+    if q > KENWARD_ROGER_MAX_COLUMNS:
+        raise ValueError(f"Kenward-Roger needs dense {q} x {q} matrices (one column per random effect); "
+                         f"it is computed up to {KENWARD_ROGER_MAX_COLUMNS} columns")
+    Z, U = (_indicator_columns(n, blocks) for blocks in (groups, weights))
+    Y = scipy.sparse.hstack([scipy.sparse.csr_matrix(X), Z]).tocsr()
+    cross = (Y.T @ Y).toarray()
+    YU = (Y.T @ U).toarray()
+    UU = (U.T @ U).toarray()
+    factor_M = scipy.linalg.cho_factor(np.eye(UU.shape[0]) + UU)
+    H = scipy.linalg.cho_solve(factor_M, YU.T)  # M^-1 U' Y
+    S1 = (cross - YU @ H) / sigma2  # Y' V^-1 Y
+    S2 = (cross - YU @ H - H.T @ YU.T + H.T @ UU @ H) / sigma2**2  # Y' V^-2 Y
+    S1, S2 = (S1 + S1.T) / 2, (S2 + S2.T) / 2
+    x, zs = slice(0, p), slice(p, None)
+    phi = np.linalg.inv(S1[x, x])
+    VX = (X - U @ H[:, x]) / sigma2  # V^-1 X
+    UVX = U.T @ VX
+    X_V3_X = (VX.T @ VX - UVX.T @ scipy.linalg.cho_solve(factor_M, UVX)) / sigma2
+    M_inv_UU = scipy.linalg.cho_solve(factor_M, UU)
+    trace_V2 = (n - 2 * np.trace(M_inv_UU) + np.sum(M_inv_UU * M_inv_UU.T)) / sigma2**2
+    # P~ = V^-1 - V^-1 X phi X' V^-1
+    S1_xz, S2_xz = S1[x, zs], S2[x, zs]
+    K1 = S1[zs, zs] - S1_xz.T @ phi @ S1_xz
+    K2 = (S2[zs, zs] - S2_xz.T @ phi @ S1_xz - S1_xz.T @ phi @ S2_xz
+          + S1_xz.T @ phi @ S2[x, x] @ phi @ S1_xz)
+    trace_P2 = trace_V2 - 2 * np.trace(phi @ X_V3_X) + np.sum((phi @ S2[x, x]) * (phi @ S2[x, x]).T)
+    return groups, {"S1": S1, "S2": S2, "phi": phi, "X_V3_X": X_V3_X, "K1": K1, "K2": K2, "trace_P2": trace_P2}
+
+
+def _variance_components(factors):
+    """Per variance component, the pairs of (factor, term) groups whose ``Z_a Z_b'`` make up its ``G``.
+
+    Each factor's variances and covariances (``b <= a``; a covariance is ``Z_a Z_b' + Z_b Z_a'``), then
+    ``None`` for the residual variance (``G = I``).
+    """
+    components, first = [], 0
+    for factor in factors:
+        for a in range(factor.q):
+            for b in range(a + 1):
+                components.append([(first + a, first + b)] + ([(first + b, first + a)] if a != b else []))
+        first += factor.q
+    components.append(None)
+    return components
 
 
 def _indicator_columns(n, blocks):

@@ -392,24 +392,36 @@ class CrossedModel:
         )
 
 
-def _derivatives(objective, theta, value, index):
-    """Central finite-difference gradient and Hessian of ``objective`` in the coordinates ``index``."""
-    k = index.size
-    h = 2e-4 * np.maximum(np.abs(theta[index]), 0.05)
+def finite_difference_steps(x):
+    """Step per coordinate: ``2e-4 max(|x|, 0.05)`` (relative, with a floor for coordinates near 0)."""
+    return 2e-4 * np.maximum(np.abs(x), 0.05)
+
+
+def finite_differences(objective, x, value, cross="forward"):
+    """Central finite-difference gradient and Hessian of ``objective`` at ``x`` (its value there: ``value``).
+
+    Steps are :func:`finite_difference_steps`. Off the diagonal,
+    ``cross="forward"`` spends one evaluation per pair (first order in the
+    steps; enough to steer Newton steps) and ``cross="central"`` four (second
+    order; Satterthwaite's df must match lmerTest's to 1e-4).
+    """
+    k = x.size
+    h = finite_difference_steps(x)
+    steps = np.diag(h)
     gradient, hessian = np.empty(k), np.empty((k, k))
-    plus, minus = np.empty(k), np.empty(k)
-    for a in range(k):
-        step = np.zeros_like(theta)
-        step[index[a]] = h[a]
-        plus[a], minus[a] = objective(theta + step), objective(theta - step)
-        gradient[a] = (plus[a] - minus[a]) / (2 * h[a])
-        hessian[a, a] = (plus[a] - 2 * value + minus[a]) / h[a] ** 2
+    plus = np.array([objective(x + steps[a]) for a in range(k)])
+    minus = np.array([objective(x - steps[a]) for a in range(k)])
+    gradient[:] = (plus - minus) / (2 * h)
+    hessian[np.diag_indices(k)] = (plus - 2 * value + minus) / h**2
     for a in range(k):
         for c in range(a):
-            step = np.zeros_like(theta)
-            step[index[a]], step[index[c]] = h[a], h[c]
-            both = objective(theta + step)
-            hessian[a, c] = hessian[c, a] = (both - plus[a] - plus[c] + value) / (h[a] * h[c])
+            if cross == "central":
+                corners = [objective(x + sa * steps[a] + sc * steps[c])
+                           for sa, sc in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
+                mixed = (corners[0] - corners[1] - corners[2] + corners[3]) / (4 * h[a] * h[c])
+            else:
+                mixed = (objective(x + steps[a] + steps[c]) - plus[a] - plus[c] + value) / (h[a] * h[c])
+            hessian[a, c] = hessian[c, a] = mixed
     return gradient, hessian
 
 
@@ -429,8 +441,7 @@ def _newton(objective, theta, value, lower, tol, max_steps=30):
     for _ in range(max_steps):
         if not np.isfinite(value):
             return theta, value, False
-        index = np.arange(theta.size)
-        gradient, hessian = _derivatives(objective, theta, value, index)
+        gradient, hessian = finite_differences(objective, theta, value)
         if not (np.all(np.isfinite(gradient)) and np.all(np.isfinite(hessian))):
             return theta, value, False
         at_bound = bounded & (theta <= 1e-8) & ((gradient >= 0) | (np.abs(gradient) < 1e-8 * max(1.0, abs(value))))
