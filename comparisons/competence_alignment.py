@@ -43,6 +43,7 @@ ESTIMAND = {True: "the correlation of the model's expected time at this training
             False: "the correlation of the model's expected time at this training epoch (infinitely many seeds) with "
                    "this measure of all the stimulus's annotators, over the population of stimuli (attenuated by the "
                    "annotators' noise, equally at every epoch)"}
+INTERVAL_WORDS = {"bca": "BCa", "percentile": "percentile"}  # the methods text names the interval that ran
 DIFFERENCE_ESTIMAND = "the change of that correlation between two training epochs, over the population of stimuli"
 
 
@@ -209,7 +210,8 @@ def run(
         f"({ci_level:.0%}), and the model's {readout.replace('_', ' ')} was correlated with {name} ({method}) as "
         "the correlation of noise-free stimulus effects (variance components of an additive unit + stimulus fit on "
         "each side" + ("" if has_subjects else "; the label measure of all annotators taken as it is") + f"; "
-        f"percentile stimulus bootstrap, {n_resamples:,} resamples, seed {seed}). The change from each earlier "
+        f"{INTERVAL_WORDS.get(correlation_rows[-1].interval, correlation_rows[-1].interval)} stimulus bootstrap, "
+        f"{n_resamples:,} resamples, seed {seed}). The change from each earlier "
         f"epoch to epoch {epochs[-1]} is the difference of the two, from one stimulus bootstrap for both (p-value: "
         "twice the smaller tail of the bootstrap distribution), Holm-adjusted"
         + (f" over {len(changes)} differences" if len(changes) > 1 else "")

@@ -38,6 +38,12 @@ from brainres.settings import Boolean, Choice, Integer
 from brainres.stats.sparse import human_cells, sparsity, stimulus_means
 
 
+# the methods text names the mixed model's interval from the df method the fit recorded
+MIXED_INTERVAL_WORDS = {"satterthwaite": "t intervals with Satterthwaite's degrees of freedom.",
+                        "kenward-roger": "t intervals with Kenward-Roger's adjusted SE and degrees of freedom.",
+                        "normal": "Wald z intervals."}
+
+
 def run(
     model: xr.Dataset,
     trials: xr.Dataset,
@@ -225,8 +231,7 @@ def run(
         + design_note
         + (f" Mixed model: {mixed_table.attrs.get('formula', '')} fitted by REML "
            f"({mixed_table.attrs.get('engine', '')}), model time standardised over stimuli; "
-           + ("t intervals with Satterthwaite's degrees of freedom."
-              if mixed_table.attrs.get("df_method") == "satterthwaite" else "Wald z intervals.")
+           + MIXED_INTERVAL_WORDS.get(mixed_table.attrs.get("df_method"), "Wald z intervals.")
            if mixed_table is not None else "")
     )
     return ComparisonResult(

@@ -21,8 +21,8 @@ For Spearman the rank correlation of the means is divided by the square root
 of the two reliabilities ``var_latent / var_means`` computed on the rank
 scale (each seed's and each subject's measure replaced by its mid-rank over
 the stimuli, scaled to ``[0, 1]``, so a few extreme values do not set the
-noise variance); first order, close for bivariate normal latent effects. The interval is a percentile bootstrap over
-stimuli that recomputes the whole estimator: each stimulus carries its own
+noise variance); first order, close for bivariate normal latent effects. The interval is a BCa bootstrap over
+stimuli (percentile on request) that recomputes the whole estimator: each stimulus carries its own
 noise, so resampling stimuli also resamples the seed and subject noise.
 Estimates and interval ends are kept in ``[-1, 1]``; a resample whose latent
 variance estimate is not positive (no detectable stimulus effect beyond the
@@ -197,7 +197,7 @@ def latent_correlation(
     n_resamples: int = 2000,
     seed=None,
     ci_level: float = 0.95,
-    interval: str = "percentile",
+    interval: str = "bca",
     keep_distribution: bool = False,
 ) -> StatResult:
     """Correlation of the latent (noise-free) stimulus effects of a model and of humans.
@@ -214,8 +214,10 @@ def latent_correlation(
         Stimulus bootstrap resamples.
     seed : int or numpy.random.Generator
     ci_level : float, default 0.95
-    interval : {"percentile", "bca"}
-        The calibrated default is the percentile interval (docs/statistics.md).
+    interval : {"bca", "percentile"}
+        BCa by default: calibrated at 93-97 % from 3 seeds x 100 stimuli x 5
+        subjects to 10 x 2,000 x 50, where the percentile interval fell short
+        at the smallest design with Pearson (docs/statistics.md).
     keep_distribution : bool, default False
 
     Returns
@@ -243,8 +245,9 @@ def latent_correlation(
 
     model = np.atleast_2d(np.asarray(model, dtype=float))
     human = np.atleast_2d(np.asarray(human, dtype=float))
+    seen = ~np.all(np.isnan(human), axis=0)  # a stimulus no subject saw has no mean (the statistic drops it too)
     with np.errstate(invalid="ignore"):
-        raw = correlate(model.mean(axis=0), np.nanmean(human, axis=0), method=method).estimate
+        raw = correlate(model.mean(axis=0)[seen], np.nanmean(human[:, seen], axis=0), method=method).estimate
     n = parts["n_stimuli_used"]
     rel_m, rel_h = parts["reliability_model"], parts["reliability_human"]
     extra = {

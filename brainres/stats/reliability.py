@@ -257,8 +257,8 @@ def disattenuated_correlation(
         Split-half estimator only.
     n_resamples, seed, ci_level, keep_distribution
         As in :func:`split_half_reliability`.
-    interval : {"percentile", "bca"}, optional
-        Default: percentile for variance components, BCa for split-half.
+    interval : {"bca", "percentile"}, optional
+        Default: BCa (both estimators).
     reliability : {"variance_components", "split_half"}
 
     Returns
@@ -272,13 +272,12 @@ def disattenuated_correlation(
     _check_method(method)
     if reliability not in ("variance_components", "split_half"):
         raise ReliabilityInputError(f"reliability must be 'variance_components' or 'split_half', got {reliability!r}")
+    interval = interval or "bca"
     if reliability == "variance_components" and not is_sparse_human(human):
         from brainres.stats.latent import latent_correlation
 
         return latent_correlation(model, human, method=method, n_resamples=n_resamples, seed=seed,
-                                  ci_level=ci_level, interval=interval or "percentile",
-                                  keep_distribution=keep_distribution)
-    interval = interval or "bca"
+                                  ci_level=ci_level, interval=interval, keep_distribution=keep_distribution)
     model = np.atleast_2d(np.asarray(model, dtype=float))
     human = _units_by_stimuli(human)
     if model.shape[1] != human.shape[1]:

@@ -23,7 +23,8 @@ Rows (interval, as the comparisons compute it -> estimand):
 * analytic Fisher z of the plain correlation -> design;
 * two-factor (seed x stimulus) bootstrap, bias-shifted percentile -> seeds_infinite;
 * three-factor (seed x stimulus x subject) bootstrap, bias-shifted percentile -> latent;
-* noise-corrected correlation (variance components, percentile) -> latent;
+* noise-corrected correlation (variance components, BCa, the default since 27 Nov 2026) -> latent;
+* the same with the percentile interval (the earlier default; same resamples) -> latent;
 * human split-half reliability (BCa over stimuli) -> reliability;
 * model-comparison: paired difference of two models' correlations
   (bias-shifted percentile) -> latent difference and design difference.
@@ -33,6 +34,8 @@ Coverage is given with its Clopper-Pearson 95 % interval (scipy.stats.binomtest)
     nice -n 10 python docs/experiments/calibrate_time_vs_rt.py --studies 500 --resamples 999
     nice -n 10 python docs/experiments/calibrate_time_vs_rt.py --studies 500 --cells difference
     nice -n 10 python docs/experiments/calibrate_time_vs_rt.py --studies 500 --cells corners
+    python docs/experiments/calibrate_time_vs_rt.py --studies 500 --cells corners --corners 4 \
+        --only reliability --reliability-every 1   # the reliability at 10 x 2,000 x 50 in every study
 """
 
 from __future__ import annotations
@@ -120,11 +123,14 @@ def truths(*, n_seeds, n_subjects, rho, method, seed_noise, subject_noise, missi
 def correlation_rows(model, human, *, method, n_resamples, seed, reliability=True, only=None):
     """Every interval time-vs-rt reports, computed as time-vs-rt computes it, with the estimand it is scored on.
 
-    ``only="noise-corrected"`` computes just the noise-corrected correlation (cheap).
+    ``only="noise-corrected"`` computes just the noise-corrected correlation (cheap); ``only="reliability"``
+    just the human split-half reliability (where ``reliability`` is true), which depends on the human data alone.
     """
     if only == "noise-corrected":
-        return {("noise-corrected (variance components, percentile)", "latent"): disattenuated_correlation(
-            model, human, method=method, n_resamples=n_resamples, seed=seed)}
+        return noise_corrected_rows(model, human, method=method, n_resamples=n_resamples, seed=seed)
+    if only == "reliability":
+        return {("human split-half reliability (BCa)", "reliability"): split_half_reliability(
+            human, method=method, n_resamples=n_resamples, seed=seed)} if reliability else {}
     model_mean, human_mean = model.mean(axis=0), np.nanmean(human, axis=0)
     rows = {("analytic (Fisher z)", "design"): correlate(model_mean, human_mean, method=method)}
     for factors, name in ((("seed", "stimulus"), "seed x stimulus, bias-shifted percentile"),
@@ -132,12 +138,23 @@ def correlation_rows(model, human, *, method, n_resamples, seed, reliability=Tru
         estimand = "seeds_infinite" if len(factors) == 2 else "latent"
         rows[(name, estimand)] = bootstrap_correlation(model, human, method=method, resample=factors,
                                                        n_resamples=n_resamples, seed=seed)
-    rows[("noise-corrected (variance components, percentile)", "latent")] = disattenuated_correlation(
-        model, human, method=method, n_resamples=n_resamples, seed=seed)
+    rows.update(noise_corrected_rows(model, human, method=method, n_resamples=n_resamples, seed=seed))
     if reliability:
         rows[("human split-half reliability (BCa)", "reliability")] = split_half_reliability(
             human, method=method, n_resamples=n_resamples, seed=seed)
     return rows
+
+
+NOISE_CORRECTED = "noise-corrected (variance components, BCa)"
+EARLIER_NOISE_CORRECTED = "noise-corrected (variance components, percentile; the earlier default)"
+
+
+def noise_corrected_rows(model, human, *, method, n_resamples, seed):
+    """time-vs-rt's noise-corrected correlation (its default interval, BCa) and, from the same resamples, the
+    percentile interval it reported before 27 Nov 2026 (scored, not claimed)."""
+    return {(name, "latent"): disattenuated_correlation(model, human, method=method, n_resamples=n_resamples,
+                                                        seed=seed, interval=interval)
+            for name, interval in ((NOISE_CORRECTED, "bca"), (EARLIER_NOISE_CORRECTED, "percentile"))}
 
 
 def calibrate_correlation(*, studies, n_seeds, n_stimuli, n_subjects, rho, method, n_resamples=999, seed=0,
@@ -146,12 +163,13 @@ def calibrate_correlation(*, studies, n_seeds, n_stimuli, n_subjects, rho, metho
     reliability_every = reliability_every or RELIABILITY_EVERY
     truth = truths(n_seeds=n_seeds, n_subjects=n_subjects, rho=rho, method=method, **noise)
     rng = np.random.default_rng(seed)
-    hits, widths, estimates = {}, {}, {}
+    hits, widths, estimates, below = {}, {}, {}, {}
     for index in range(studies):
         model, human = study(rng, n_seeds=n_seeds, n_stimuli=n_stimuli, n_subjects=n_subjects, rho=rho, **noise)
         for key, result in correlation_rows(model, human, method=method, n_resamples=n_resamples, seed=index,
                                             reliability=index % reliability_every == 0, only=only).items():
             hits.setdefault(key, []).append(result.ci_low <= truth[key[1]] <= result.ci_high)
+            below.setdefault(key, []).append(truth[key[1]] < result.ci_low)  # a miss with the truth below
             widths.setdefault(key, []).append(result.ci_high - result.ci_low)
             estimates.setdefault(key, []).append(result.estimate)
         if progress and (index + 1) % progress == 0 and index + 1 < studies:
@@ -162,6 +180,10 @@ def calibrate_correlation(*, studies, n_seeds, n_stimuli, n_subjects, rho, metho
                                       hits[(interval, estimand)], widths[(interval, estimand)],
                                       estimates[(interval, estimand)])), flush=True)
             print("-->", flush=True)
+    # which side the misses fall on: a skewed interval misses on one side more than on the other
+    print("<!-- misses, truth below the interval / above it: " + "; ".join(
+        f"{interval}: {sum(below[key])} / {len(hits[key]) - sum(hits[key]) - sum(below[key])}"
+        for key in hits for interval in [key[0]]) + " -->", flush=True)
     design = dict(n_seeds=n_seeds, n_stimuli=n_stimuli, n_subjects=n_subjects, rho=rho, method=method)
     return [_row(design, interval, estimand, truth[estimand], hits[(interval, estimand)],
                  widths[(interval, estimand)], estimates[(interval, estimand)])
@@ -225,13 +247,17 @@ def main():
     parser.add_argument("--studies", type=int, default=500)
     parser.add_argument("--resamples", type=int, default=999)
     parser.add_argument("--progress", type=int, default=100, help="print interim rows every N studies")
-    parser.add_argument("--only", default=None, help="'noise-corrected': only that row (cheap)")
+    parser.add_argument("--only", default=None, choices=("noise-corrected", "reliability"),
+                        help="'noise-corrected': only its rows (cheap); 'reliability': only the human split-half "
+                             "reliability")
     parser.add_argument("--reliability-every", type=int, default=None,
-                        help=f"score the split-half reliability in every N-th study (default {RELIABILITY_EVERY}; "
-                             "the slow test uses 1)")
+                        help=f"score the split-half reliability in every N-th study (default {RELIABILITY_EVERY}, "
+                             "or the corner cell's own; the slow test uses 1)")
     parser.add_argument("--cells", default="all",
                         help="'all', 'correlation', 'difference', 'corners', or comma-separated indices of "
                              "correlation cells")
+    parser.add_argument("--corners", default=None,
+                        help="with --cells corners: comma-separated indices of corner cells (default all)")
     args = parser.parse_args()
     print(HEADER, flush=True)
     if args.cells in ("all", "correlation") or args.cells[0].isdigit():
@@ -245,7 +271,10 @@ def main():
                 print(format_row(row), flush=True)
             print(f"<!-- correlation cell {index} took {time.perf_counter() - started:.0f} s -->", flush=True)
     if args.cells in ("all", "corners"):
-        for index, cell in enumerate(CORNER_CELLS):
+        chosen = range(len(CORNER_CELLS)) if args.corners is None else [int(i) for i in args.corners.split(",")]
+        for index in chosen:
+            cell = dict(CORNER_CELLS[index])
+            cell["reliability_every"] = args.reliability_every or cell["reliability_every"]
             started = time.perf_counter()
             for row in calibrate_correlation(studies=args.studies, n_resamples=args.resamples,
                                              progress=args.progress, only=args.only, **cell):
