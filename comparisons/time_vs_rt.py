@@ -35,13 +35,9 @@ from brainres.comparisons._human_measures import (
 )
 from brainres.comparisons._per_stimulus import match_human
 from brainres.settings import Boolean, Choice, Integer
+from brainres.stats.mixed import DF_METHOD_WORDS
 from brainres.stats.sparse import human_cells, sparsity, stimulus_means
 
-
-# the methods text names the mixed model's interval from the df method the fit recorded
-MIXED_INTERVAL_WORDS = {"satterthwaite": "t intervals with Satterthwaite's degrees of freedom.",
-                        "kenward-roger": "t intervals with Kenward-Roger's adjusted SE and degrees of freedom.",
-                        "normal": "Wald z intervals."}
 
 
 def run(
@@ -231,7 +227,7 @@ def run(
         + design_note
         + (f" Mixed model: {mixed_table.attrs.get('formula', '')} fitted by REML "
            f"({mixed_table.attrs.get('engine', '')}), model time standardised over stimuli; "
-           + MIXED_INTERVAL_WORDS.get(mixed_table.attrs.get("df_method"), "Wald z intervals.")
+           + DF_METHOD_WORDS[mixed_table.attrs.get("df_method", "normal")] + "."
            if mixed_table is not None else "")
     )
     return ComparisonResult(

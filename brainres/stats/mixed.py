@@ -36,6 +36,10 @@ ENGINE = "brainres profiled (RE)ML, lme4's formulation"
 DF_METHODS = {"satterthwaite": "t test with Satterthwaite's {df:.1f} df",
               "kenward-roger": "t test with Kenward-Roger's adjusted SE and {df:.1f} df", "normal": "Wald z test"}
 INTERVAL_NAMES = {"satterthwaite": "satterthwaite_t", "kenward-roger": "kenward_roger_t", "normal": "wald"}
+# ... and in a methods text's words (the comparisons' paragraphs name the intervals that ran from it)
+DF_METHOD_WORDS = {"satterthwaite": "t intervals with Satterthwaite's degrees of freedom",
+                   "kenward-roger": "t intervals with Kenward-Roger's adjusted SE and degrees of freedom",
+                   "normal": "Wald z intervals"}
 
 
 def rt_mixed_model(

@@ -41,6 +41,8 @@ def test_the_model_is_exported_after_each_kept_epoch_and_compared_across_trainin
         assert label in table, label
     html = report.read_text()
     assert "Competence against alignment" in html and "<figure><svg" in html
+    # the methods text names the per-epoch interval that ran (it once said "percentile" whatever ran)
+    assert "BCa stimulus bootstrap, 200 resamples" in html
 
 
 def test_exports_across_training_differ_by_epoch(tmp_path):
